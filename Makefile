@@ -1,0 +1,40 @@
+# The two commands: `make run` (the whole portal with demo data) and `make test` (every test).
+# Each installs what it needs. See README.md.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+# Fixed test-only values; production reads real ones from the environment.
+TEST_ENV := SECRET_KEY=test-only-secret-key-never-used-in-production-0123456789abcdef \
+	ALLOWED_HOSTS=testserver,localhost,127.0.0.1 PORTAL_TLS=0 PORTAL_CACHE_PREFIX=portal-test
+
+.PHONY: run test install messages lock lint
+
+run: install messages
+	PORTAL_DEBUG=1 $(PY) manage.py migrate --no-input
+	PORTAL_DEBUG=1 $(PY) manage.py demo
+	PORTAL_DEBUG=1 $(PY) manage.py serve
+
+test: install messages
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	@command -v msgfmt >/dev/null || (apt-get update -qq && apt-get install -y -qq gettext)
+	touch $@
+
+messages: install
+	env -u DJANGO_SETTINGS_MODULE $(VENV)/bin/django-admin compilemessages --ignore=.venv --ignore=var -v0
+
+# Maintainers: re-pin every dependency after editing pyproject.toml.
+lock: install
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--generate-hashes -o requirements.lock
+
+lint: install
+	$(VENV)/bin/ruff check .

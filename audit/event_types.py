@@ -1,0 +1,31 @@
+"""Every kind of audit event, defined once; the admin shows the labels."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ActorType(models.TextChoices):
+    USER = "user", _("Staff user")
+    CUSTOMER = "customer", _("Customer")
+    SYSTEM = "system", _("System")
+    ANONYMOUS = "anonymous", _("Not signed in")
+
+
+class EventType(models.TextChoices):
+    SIGNIN_SUCCEEDED = "staff.signin_succeeded", _("Staff signed in with two factors")
+    PASSWORD_FAILED = "staff.password_failed", _("Wrong user name or password")
+    OTP_FAILED = "staff.otp_failed", _("Wrong, reused or expired second-factor code")
+    SIGNIN_THROTTLED = "staff.signin_throttled", _("Sign-in blocked after too many failures")
+    BACKUP_CODE_USED = "staff.backup_code_used", _("Backup code used")
+    DEVICE_ENROLLED = "staff.otp_device_enrolled", _("Authenticator app enrolled")
+    BACKUP_CODES_ISSUED = "staff.backup_codes_issued", _("Backup codes issued")
+    SIGNED_OUT = "staff.signed_out", _("Staff signed out")
+    SESSION_EXPIRED = "staff.session_expired", _("Staff session expired after inactivity")
+    ACCESS_DENIED = "staff.access_denied", _("Staff page refused for lack of permission")
+    SOCKET_REFUSED = "staff.socket_refused", _("Staff WebSocket refused")
+    FORWARDED_FOR_IGNORED = "security.forwarded_for_ignored", _(
+        "X-Forwarded-For from an untrusted address ignored"
+    )
+    AUDIT_VERIFIED = "audit.chain_verified", _("Audit chain verified intact")
+    AUDIT_BROKEN = "audit.chain_broken", _("Audit chain verification found a break")
+    DEMO_DATA_CREATED = "portal.demo_data_created", _("Demo users created")

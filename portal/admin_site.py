@@ -1,0 +1,19 @@
+"""The admin site: the revision and audit interface, reachable only with a verified second factor."""
+
+from urllib.parse import urlencode
+
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django_otp.admin import OTPAdminSite
+
+
+class PortalAdminSite(OTPAdminSite):
+    site_header = _("Fernwartung Portal – Administration and audit")
+    site_title = _("Fernwartung Portal")
+    index_title = _("Review and administration")
+
+    def login(self, request, extra_context=None):
+        """Staff sign in once, through the two-step staff sign-in, never via a second form."""
+        next_url = request.GET.get("next") or reverse("admin:index")
+        return redirect(f"{reverse('staff-login')}?{urlencode({'next': next_url})}")

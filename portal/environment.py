@@ -1,0 +1,108 @@
+"""Typed readers for the environment; a bad value stops the start and names the variable."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def fail(name: str, problem: str) -> ImproperlyConfigured:
+    """An error that names the variable, for a clear message at start."""
+    return ImproperlyConfigured(f"Environment variable {name}: {problem}")
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise fail(name, f"expected one of 1/0, true/false, yes/no, on/off, got {value!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise fail(name, f"expected a whole number, got {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
+        raise fail(name, f"must be {bounds}, got {number}")
+    return number
+
+
+def env_list(name: str, default: list[str] | None = None) -> list[str]:
+    value = env_str(name)
+    if value is None:
+        return list(default or [])
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of IP addresses or CIDR networks."""
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise fail(name, f"{item!r} is not an IP address or network") from None
+    return networks
+
+
+def database_from_url(name: str, url: str) -> dict:
+    """Django DATABASES entry for a postgres:// or postgresql:// URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql"}:
+        raise fail(name, f"only postgresql:// URLs are supported, got scheme {parts.scheme!r}")
+    database = unquote(parts.path.lstrip("/"))
+    if not database:
+        raise fail(name, "the URL names no database (postgresql://user@host:5432/NAME)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise fail(name, "the port is not a number") from None
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": database,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(port or ""),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": options,
+    }
+
+
+def redis_url(name: str, url: str) -> str:
+    """Check that a Redis URL is usable and return it unchanged."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"}:
+        raise fail(name, f"expected redis:// or rediss://, got scheme {parts.scheme!r}")
+    if not parts.hostname:
+        raise fail(name, "the URL names no host (redis://host:6379/0)")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise fail(name, "the port is not a number") from None
+    return url

@@ -1,0 +1,79 @@
+"""What /healthz checks: database, channel layer, Celery broker and the audit verification."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from audit.chain import last_verification
+from audit.event_types import EventType
+from portal.celery import app as celery_app
+
+CHECK_TIMEOUT = 3.0
+
+
+def check_database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"ok": True, "vendor": connection.vendor}
+
+
+def check_channel_layer() -> dict:
+    layer = get_channel_layer()
+
+    async def round_trip():
+        channel = await layer.new_channel("healthz.")
+        await layer.send(channel, {"type": "healthz.ping"})
+        message = await asyncio.wait_for(layer.receive(channel), CHECK_TIMEOUT)
+        return message.get("type") == "healthz.ping"
+
+    ok = async_to_sync(round_trip)()
+    return {"ok": ok, "backend": type(layer).__name__}
+
+
+def check_celery_broker() -> dict:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT)
+        transport = conn.transport_cls
+    return {"ok": True, "transport": str(transport)}
+
+
+def check_audit_verification() -> dict:
+    event = last_verification()
+    if event is None:
+        return {"ok": True, "state": "never verified yet"}
+    age = timezone.now() - event.created_at
+    intact = event.event_type == EventType.AUDIT_VERIFIED
+    fresh = age <= timedelta(seconds=settings.AUDIT_VERIFICATION_MAX_AGE)
+    return {
+        "ok": intact and fresh,
+        "state": ("intact" if intact else "broken") + ("" if fresh else ", stale"),
+        "at": event.created_at.isoformat(),
+        "checked": event.details.get("checked"),
+    }
+
+
+CHECKS = {
+    "database": check_database,
+    "channel_layer": check_channel_layer,
+    "celery_broker": check_celery_broker,
+    "audit_verification": check_audit_verification,
+}
+
+
+def run_checks() -> dict[str, dict]:
+    """Run every check; a check that raises is reported as failed with the error's class."""
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            results[name] = check()
+        except Exception as error:  # noqa: BLE001 - a failing dependency is the answer
+            results[name] = {"ok": False, "error": type(error).__name__}
+    return results

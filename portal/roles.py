@@ -1,0 +1,69 @@
+"""The three staff roles, as groups with permissions. Later features add their permissions here."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+SUPPORT_STAFF = "Support staff"
+COMPLIANCE_OFFICER = "Compliance officer"
+ADMINISTRATOR = "Administrator"
+
+ROLE_LABELS = {
+    SUPPORT_STAFF: _("Support staff"),
+    COMPLIANCE_OFFICER: _("Compliance officer"),
+    ADMINISTRATOR: _("Administrator"),
+}
+
+# "app_label.codename"; a permission whose model does not exist yet is skipped until it does.
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    SUPPORT_STAFF: [
+        "portal.run_sessions",
+    ],
+    COMPLIANCE_OFFICER: [
+        "portal.review_evidence",
+        "portal.watch_recordings",
+        "audit.view_auditevent",
+        "audit.verify_chain",
+        "auditlog.view_logentry",
+    ],
+    ADMINISTRATOR: [
+        "portal.administer_portal",
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
+        "auth.view_group",
+        "otp_totp.view_totpdevice",
+        "otp_totp.delete_totpdevice",
+        "otp_static.view_staticdevice",
+        "otp_static.delete_staticdevice",
+    ],
+}
+
+
+def sync_roles(apps, schema_editor=None) -> None:
+    """Create the role groups and grant exactly their permissions (for data migrations)."""
+    from django.apps import apps as global_apps
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after all migrations ran; create those known so far.
+    for app_config in global_apps.get_app_configs():
+        create_permissions(app_config, apps=apps, verbosity=0)
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _created = Group.objects.get_or_create(name=role)
+        permissions = []
+        for name in names:
+            app_label, codename = name.split(".", 1)
+            permission = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission is not None:
+                permissions.append(permission)
+        group.permissions.set(permissions)
+
+
+def role_of(user) -> list[str]:
+    """Names of the roles a user holds."""
+    return [name for name in user.groups.values_list("name", flat=True) if name in ROLE_LABELS]

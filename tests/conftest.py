@@ -1,0 +1,37 @@
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from tests.personas import PERSONAS, make_staff
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters live in the cache; every test starts with none."""
+    if "RedisCache" in settings.CACHES["default"]["BACKEND"]:
+        client = cache._cache.get_client(write=True)
+        for key in client.scan_iter(match=f"{settings.CACHE_PREFIX}:1:*"):
+            client.delete(key)
+    else:
+        cache.clear()
+    yield
+
+
+@pytest.fixture
+def alice(db):
+    return make_staff("alice", PERSONAS["alice"])
+
+
+@pytest.fixture
+def bob(db):
+    return make_staff("bob", PERSONAS["bob"])
+
+
+@pytest.fixture
+def carol(db):
+    return make_staff("carol", PERSONAS["carol"])
+
+
+@pytest.fixture
+def dave(db):
+    return make_staff("dave", PERSONAS["dave"])
