@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # Fixed test-only values; production reads real ones from the environment.
 TEST_ENV := SECRET_KEY=test-only-secret-key-never-used-in-production-0123456789abcdef \
-	ALLOWED_HOSTS=testserver,localhost,127.0.0.1 PORTAL_TLS=0 PORTAL_CACHE_PREFIX=portal-test
+	ALLOWED_HOSTS=testserver,localhost,127.0.0.1 PORTAL_TLS=0 PORTAL_CACHE_PREFIX=portal-test \
+	PORTAL_VAR_DIR=$(CURDIR)/var/test
 
 .PHONY: run test install messages lock lint
 

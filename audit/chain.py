@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from audit.event_types import EventType
+from audit.anchors import latest_anchor, write_anchor
 from audit.events import Actor, record
 from audit.models import GENESIS_HASH, AuditEvent
 
@@ -29,20 +30,9 @@ class Verification:
         return self.broken is None
 
 
-def _last_anchor() -> tuple[int, str] | None:
-    """The head that the last successful verification saw, to detect events cut off the end."""
-    event = AuditEvent.objects.filter(event_type=EventType.AUDIT_VERIFIED).order_by("-seq").first()
-    if event is None:
-        return None
-    try:
-        return int(event.details["head_seq"]), str(event.details["head_hash"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def verify_chain(*, chunk_size: int = 2000) -> Verification:
     """Walk the whole chain in order and report the first broken link."""
-    anchor = _last_anchor()
+    anchor = latest_anchor()
     previous_hash, expected_seq, checked = GENESIS_HASH, 1, 0
 
     def broken(seq: int, reason: str) -> Verification:
@@ -56,13 +46,13 @@ def verify_chain(*, chunk_size: int = 2000) -> Verification:
         if event.compute_hash() != event.hash:
             return broken(event.seq, "its content does not match its hash (altered)")
         if anchor and event.seq == anchor[0] and event.hash != anchor[1]:
-            return broken(event.seq, "it differs from the event a previous verification saw")
+            return broken(event.seq, "it differs from the anchored event of a past verification")
         previous_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
 
     if anchor and anchor[0] > checked:
         return broken(
             checked + 1,
-            f"events {checked + 1} to {anchor[0]} were seen by an earlier verification "
+            f"events {checked + 1} to {anchor[0]} were anchored by an earlier verification "
             "and are gone (cut off the end)",
         )
     return Verification(checked, checked, previous_hash, None)
@@ -72,7 +62,7 @@ def verify_chain(*, chunk_size: int = 2000) -> Verification:
 def record_verification(result: Verification, *, actor: Actor) -> AuditEvent:
     """Append the outcome of a verification to the chain itself."""
     if result.intact:
-        return record(
+        event = record(
             event_type=EventType.AUDIT_VERIFIED,
             actor=actor,
             details={
@@ -81,6 +71,9 @@ def record_verification(result: Verification, *, actor: Actor) -> AuditEvent:
                 "head_hash": result.head_hash,
             },
         )
+        # Anchor the verification event itself, once it is committed.
+        transaction.on_commit(lambda: write_anchor(event.seq, event.hash))
+        return event
     return record(
         event_type=EventType.AUDIT_BROKEN,
         actor=actor,

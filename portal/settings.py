@@ -116,7 +116,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "portal.sqlite3",
+            "NAME": env_str("PORTAL_SQLITE_PATH", str(VAR_DIR / "portal.sqlite3")),
             # IMMEDIATE takes the write lock at BEGIN, so audit appends are serialized.
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
             # A file, not memory, so that test worker processes share the test database.
@@ -186,6 +186,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "staff-login"
 LOGIN_REDIRECT_URL = "staff-home"
 OTP_TOTP_ISSUER = env_str("PORTAL_OTP_ISSUER", "Fernwartung Portal")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # no TOTP keys or backup codes in the admin
 
 # Staff sessions end after this many seconds without a request.
 STAFF_IDLE_TIMEOUT = env_int("PORTAL_STAFF_IDLE_MINUTES", 15, minimum=1, maximum=480) * 60
@@ -201,6 +202,8 @@ BACKUP_CODE_COUNT = 10
 # X-Forwarded-For is believed only from these proxy addresses (comma-separated IPs or CIDRs).
 TRUSTED_PROXIES = env_networks("PORTAL_TRUSTED_PROXIES")
 
+# After each verification the chain's head is appended here (ship it to write-once storage).
+AUDIT_ANCHOR_FILE = env_str("PORTAL_AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit-anchors.log"))
 # The nightly verification must be younger than this, or /healthz reports the audit as stale.
 AUDIT_VERIFICATION_MAX_AGE = env_int("PORTAL_AUDIT_VERIFY_MAX_AGE_HOURS", 48, minimum=1) * 3600
 

@@ -17,6 +17,12 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _own_audit_anchor_file(settings, tmp_path):
+    """Each test anchors the audit chain in its own file."""
+    settings.AUDIT_ANCHOR_FILE = str(tmp_path / "audit-anchors.log")
+
+
 @pytest.fixture
 def alice(db):
     return make_staff("alice", PERSONAS["alice"])

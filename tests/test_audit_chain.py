@@ -1,0 +1,201 @@
+"""The audit trail: append-only, hash-chained, verifiable, and safe under concurrent writers."""
+
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from audit.chain import record_verification, verify_chain
+from audit.event_types import ActorType, EventType
+from audit.events import Actor, record
+from audit.models import GENESIS_HASH, AuditEvent, AuditImmutableError
+from audit.tasks import verify_audit_chain
+
+postgres_only = pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="the trigger exists on PostgreSQL only"
+)
+
+
+def append(n: int, actor: Actor | None = None) -> list[AuditEvent]:
+    return [
+        record(event_type="test.event", actor=actor or Actor.system(), details={"n": i})
+        for i in range(n)
+    ]
+
+
+def raw_sql(sql: str, params=()) -> None:
+    """Change the table behind the application's back (trigger disabled on PostgreSQL)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")  # triggers off
+        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = origin")
+
+
+def test_it_links_every_event_to_the_one_before(db, alice):
+    first = record(
+        event_type=EventType.SIGNIN_SUCCEEDED,
+        actor=Actor.staff(alice),
+        ip="2001:db8::1",
+        session_ref="S-1",
+        details={"method": "totp", "nested": {"ümlaut": "ä", "list": [1, 2.5, None]}},
+    )
+    second, third = append(2)
+    assert first.seq == 1 and first.prev_hash == GENESIS_HASH
+    assert second.prev_hash == first.hash and third.prev_hash == second.hash
+    assert [e.seq for e in AuditEvent.objects.order_by("seq")] == [1, 2, 3]
+
+    stored = AuditEvent.objects.get(seq=1)
+    assert stored.actor_type == ActorType.USER
+    assert stored.actor_label == "alice" and stored.actor_role == "Support staff"
+    assert stored.compute_hash() == stored.hash  # survives the database round trip
+
+
+def test_it_refuses_to_change_or_delete_through_the_orm(db):
+    (event,) = append(1)
+    event.details = {"n": 99}
+    with pytest.raises(AuditImmutableError):
+        event.save()
+    with pytest.raises(AuditImmutableError):
+        event.delete()
+    with pytest.raises(AuditImmutableError):
+        AuditEvent.objects.filter(pk=event.pk).update(details={})
+    with pytest.raises(AuditImmutableError):
+        AuditEvent.objects.all().delete()
+    assert AuditEvent.objects.get(pk=event.pk).details == {"n": 0}
+
+
+@postgres_only
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_auditevent SET event_type = 'forged' WHERE seq = 1",
+        "DELETE FROM audit_auditevent WHERE seq = 1",
+    ],
+)
+def test_it_is_refused_by_the_database_trigger(db, sql):
+    append(1)
+    with pytest.raises(DatabaseError, match="append-only"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
+    assert AuditEvent.objects.get(seq=1).event_type == "test.event"
+
+
+def test_verification_passes_on_an_intact_chain(db):
+    append(5)
+    result = verify_chain()
+    assert result.intact and result.checked == 5 and result.head_seq == 5
+
+
+def test_verification_finds_a_row_edited_by_raw_sql(db):
+    append(5)
+    raw_sql(
+        "UPDATE audit_auditevent SET details = %s WHERE seq = 3",
+        ['{"n": 1000}'],
+    )
+    result = verify_chain()
+    assert not result.intact
+    assert result.broken.seq == 3 and "altered" in result.broken.reason
+    assert result.checked == 2
+
+
+def test_verification_finds_a_row_whose_hash_was_recomputed(db):
+    # A forger who edits a row and recomputes its hash still breaks the next link.
+    append(4)
+    event = AuditEvent.objects.get(seq=2)
+    event.details = {"n": "forged"}
+    forged_hash = event.compute_hash()
+    raw_sql(
+        "UPDATE audit_auditevent SET details = %s, hash = %s WHERE seq = 2",
+        ['{"n": "forged"}', forged_hash],
+    )
+    result = verify_chain()
+    assert result.broken.seq == 3 and "previous-hash" in result.broken.reason
+
+
+def test_verification_finds_a_deleted_row(db):
+    append(5)
+    raw_sql("DELETE FROM audit_auditevent WHERE seq = 4")
+    result = verify_chain()
+    assert result.broken.seq == 4 and "missing" in result.broken.reason
+
+
+@pytest.mark.django_db(transaction=True)  # the anchor is written after commit
+def test_verification_finds_events_cut_off_the_end(settings):
+    append(3)
+    record_verification(verify_chain(), actor=Actor.system())  # event #4, anchored outside
+    append(2)
+    raw_sql("DELETE FROM audit_auditevent WHERE seq >= 3")
+    result = verify_chain()
+    assert not result.intact and "cut off the end" in result.broken.reason
+    assert result.broken.seq == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verification_finds_an_anchored_event_replaced(settings):
+    append(2)
+    record_verification(verify_chain(), actor=Actor.system())  # event #3 anchored
+    # Rewrite the whole chain consistently from #1: only the anchor can tell.
+    raw_sql("DELETE FROM audit_auditevent")
+    append(3)
+    result = verify_chain()
+    assert result.broken.seq == 3 and "anchored" in result.broken.reason
+
+
+def test_verify_audit_command_reports_count_and_exit_code(db, capsys):
+    append(4)
+    call_command("verify_audit")
+    assert "Checked 4 audit events: chain intact" in capsys.readouterr().out
+
+    raw_sql("UPDATE audit_auditevent SET actor_label = 'mallory' WHERE seq = 2")
+    with pytest.raises(CommandError) as error:
+        call_command("verify_audit")
+    assert error.value.returncode == 1
+    assert "BROKEN at event #2" in str(error.value)
+    assert AuditEvent.objects.count() == 4  # read-only by default
+
+
+def test_nightly_task_appends_its_outcome(db):
+    append(2)
+    assert verify_audit_chain() is True
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert event.event_type == EventType.AUDIT_VERIFIED
+    assert event.details["checked"] == 2 and event.details["head_seq"] == 2
+    assert event.actor_type == ActorType.SYSTEM
+
+    raw_sql("UPDATE audit_auditevent SET client_ip = '10.0.0.1' WHERE seq = 1")
+    assert verify_audit_chain() is False
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert event.event_type == EventType.AUDIT_BROKEN and event.details["broken_seq"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_leave_one_unbroken_chain():
+    writers, per_writer = 4, 25
+    errors = []
+    start = threading.Barrier(writers)
+
+    def write(worker: int):
+        try:
+            start.wait()
+            for i in range(per_writer):
+                with transaction.atomic():
+                    record(event_type="test.concurrent", actor=Actor.system(f"w{worker}"),
+                           details={"i": i})
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    result = verify_chain()
+    assert result.intact and result.checked == writers * per_writer
