@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 
+from django.apps import apps
 from django.contrib.auth.models import Group, User
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal.roles import ADMINISTRATOR, COMPLIANCE_OFFICER, SUPPORT_STAFF
+from portal.roles import ADMINISTRATOR, COMPLIANCE_OFFICER, SUPPORT_STAFF, sync_roles
 
 PASSWORD = "correct-horse-battery-42"
 
@@ -30,6 +31,8 @@ PERSONAS = {
 def make_staff(username: str, role: str | None, *, with_device: bool = True) -> User:
     user = User.objects.create_user(username, f"{username}@bank.example", PASSWORD, is_staff=True)
     if role:
+        if not Group.objects.filter(name=role).exists():
+            sync_roles(apps)  # a transactional test flushed the groups the migration made
         user.groups.add(Group.objects.get(name=role))
     if with_device:
         TOTPDevice.objects.create(user=user, name="Authenticator", confirmed=True)

@@ -1,0 +1,83 @@
+"""/healthz: the state of the database, channel layer, Celery broker and audit verification."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from audit.chain import record_verification, verify_chain
+from audit.event_types import EventType
+from audit.events import Actor, record
+from audit.models import AuditEvent
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def test_it_reports_every_component_healthy(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "channel_layer", "celery_broker",
+                                   "audit_verification"}
+    assert all(check["ok"] for check in body["checks"].values())
+    assert body["checks"]["audit_verification"]["state"] == "never verified yet"
+
+
+def test_it_shows_the_last_intact_verification(client, db):
+    record(event_type="test.event", actor=Actor.system())
+    record_verification(verify_chain(), actor=Actor.system())
+    check = client.get("/healthz").json()["checks"]["audit_verification"]
+    assert check["ok"] and check["state"] == "intact" and check["checked"] == 1
+
+
+def test_a_broken_chain_makes_it_fail(client, db):
+    record(event_type=EventType.AUDIT_BROKEN, actor=Actor.system(),
+           details={"checked": 3, "broken_seq": 4, "reason": "altered"})
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["audit_verification"]["state"] == "broken"
+
+
+def test_a_stale_verification_makes_it_fail(client, db, settings):
+    record_verification(verify_chain(), actor=Actor.system())
+    settings.AUDIT_VERIFICATION_MAX_AGE = 60
+    event = AuditEvent.objects.get()
+    assert timezone.now() - event.created_at < timedelta(seconds=60)
+    assert client.get("/healthz").status_code == 200
+    settings.AUDIT_VERIFICATION_MAX_AGE = 0
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "stale" in response.json()["checks"]["audit_verification"]["state"]
+
+
+def test_an_unreachable_channel_layer_makes_it_fail_without_a_trace(client, db, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [UNREACHABLE_REDIS]},
+        }
+    }
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    check = response.json()["checks"]["channel_layer"]
+    assert check["ok"] is False and check["error"]
+    assert "Traceback" not in response.content.decode()
+
+
+@pytest.fixture
+def unreachable_broker():
+    from portal.celery import app
+
+    previous = app.conf.broker_url
+    app.conf.broker_url = UNREACHABLE_REDIS
+    app.pool.force_close_all()
+    yield
+    app.conf.broker_url = previous
+    app.pool.force_close_all()
+
+
+def test_an_unreachable_broker_makes_it_fail(client, db, unreachable_broker):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["celery_broker"]["ok"] is False
