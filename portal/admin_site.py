@@ -16,4 +16,6 @@ class PortalAdminSite(OTPAdminSite):
     def login(self, request, extra_context=None):
         """Staff sign in once, through the two-step staff sign-in, never via a second form."""
         next_url = request.GET.get("next") or reverse("admin:index")
-        return redirect(f"{reverse('staff-login')}?{urlencode({'next': next_url})}")
+        # Signed in with the password already: only the code is missing.
+        step = "staff-login-otp" if request.user.is_authenticated else "staff-login"
+        return redirect(f"{reverse(step)}?{urlencode({'next': next_url})}")

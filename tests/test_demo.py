@@ -1,0 +1,48 @@
+"""manage.py demo: one user per role, idempotent, and only in debug mode."""
+
+import base64
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.event_types import EventType
+from audit.models import AuditEvent
+
+
+@pytest.fixture
+def debug_on(settings, tmp_path):
+    settings.DEBUG = True
+    settings.VAR_DIR = tmp_path
+
+
+def test_it_creates_one_user_per_role_and_prints_how_to_sign_in(db, debug_on, capsys):
+    call_command("demo")
+    out = capsys.readouterr().out
+    for username in ("support", "compliance", "admin", "neu"):
+        user = User.objects.get(username=username)
+        assert user.is_staff and user.groups.count() == 1
+        assert username in out
+    device = TOTPDevice.objects.get(user__username="support")
+    assert base64.b32encode(device.bin_key).decode() in out
+    assert not TOTPDevice.objects.filter(user__username="neu").exists()  # enrols at sign-in
+    assert AuditEvent.objects.filter(event_type=EventType.DEMO_DATA_CREATED).count() == 1
+
+
+def test_running_it_twice_changes_nothing(db, debug_on, capsys):
+    call_command("demo")
+    first = capsys.readouterr().out
+    call_command("demo")
+    second = capsys.readouterr().out
+    assert first.replace(" (new)", "") == second
+    assert User.objects.count() == 4 and TOTPDevice.objects.count() == 3
+    assert AuditEvent.objects.filter(event_type=EventType.DEMO_DATA_CREATED).count() == 1
+
+
+def test_it_refuses_with_debug_off(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="debug off"):
+        call_command("demo")
+    assert not User.objects.exists()
