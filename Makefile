@@ -10,7 +10,7 @@ TEST_ENV := SECRET_KEY=test-only-secret-key-never-used-in-production-0123456789a
 	ALLOWED_HOSTS=testserver,localhost,127.0.0.1 PORTAL_TLS=0 PORTAL_CACHE_PREFIX=portal-test \
 	PORTAL_VAR_DIR=$(CURDIR)/var/test
 
-.PHONY: run test install messages lock lint
+.PHONY: run test bench install messages lock lint
 
 run: install messages
 	PORTAL_DEBUG=1 $(PY) manage.py migrate --no-input
@@ -19,6 +19,10 @@ run: install messages
 
 test: install messages
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks print figures; they are not tests.
+bench: install
+	$(TEST_ENV) $(PY) bench/audit_chain.py
 
 install: $(INSTALLED)
 
