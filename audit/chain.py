@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from audit.event_types import EventType
 from audit.anchors import latest_anchor, write_anchor
+from audit.event_types import EventType
 from audit.events import Actor, record
 from audit.models import GENESIS_HASH, AuditEvent
 

@@ -102,11 +102,12 @@ def record_for_request(
     session_ref: str = "",
     details: dict | None = None,
 ) -> AuditEvent:
-    """Append an event about an HTTP request: actor from the signed-in user, IP from the resolver."""
+    """Append an event about a request: the actor is the signed-in user, the IP resolved."""
     address = client_ip.for_request(request)
     if actor is None:
         user = getattr(request, "user", None)
-        actor = Actor.staff(user) if user is not None and user.is_authenticated else Actor.anonymous()
+        signed_in = user is not None and user.is_authenticated
+        actor = Actor.staff(user) if signed_in else Actor.anonymous()
     details = dict(details or {})
     if address.ignored_forwarded_for:
         details["ignored_x_forwarded_for"] = address.ignored_forwarded_for

@@ -1,4 +1,4 @@
-"""The admin site: the revision and audit interface, reachable only with a verified second factor."""
+"""The admin site: the revision and audit interface, only with a verified second factor."""
 
 from urllib.parse import urlencode
 

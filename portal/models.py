@@ -16,3 +16,6 @@ class Capability(models.Model):
             ("watch_recordings", _("Can watch and export session recordings")),
             ("administer_portal", _("Can administer users, terms and settings")),
         ]
+
+    def __str__(self) -> str:
+        return "capability"

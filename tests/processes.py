@@ -23,9 +23,8 @@ def child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     db = connection.settings_dict
     if connection.vendor == "postgresql":
-        env["DATABASE_URL"] = (
-            f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        )
+        host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+        env["DATABASE_URL"] = f"postgresql://{db['USER']}@{host}:{port}/{db['NAME']}"
     else:
         env["PORTAL_SQLITE_PATH"] = str(db["NAME"])
     env["PORTAL_TEST_MARKER"] = uuid.uuid4().hex

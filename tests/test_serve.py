@@ -1,11 +1,16 @@
 """The run command's processes: daphne, a Celery worker and beat, stopped together by Ctrl+C."""
 
+import http.cookiejar
 import os
+import re
 import signal
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.personas import PASSWORD, totp_code, totp_device
 from tests.processes import (
     child_env,
     free_port,
@@ -57,3 +62,37 @@ def test_if_one_process_dies_the_others_are_stopped(portal):
     wait_until(lambda: processes_with_marker(portal["marker"]) == [], timeout=20,
                what="every process to stop")
     assert "daphne exited" in portal["log"].read_text()
+
+
+class Browser:
+    """Just enough of a browser for forms over real HTTP: cookies, redirects, CSRF tokens."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def get(self, path: str) -> tuple[str, str]:
+        with self.opener.open(self.base + path, timeout=10) as response:
+            return response.geturl(), response.read().decode()
+
+    def submit(self, path: str, fields: dict) -> tuple[str, str]:
+        _url, page = self.get(path)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, **fields}).encode()
+        with self.opener.open(self.base + path, data=data, timeout=10) as response:
+            return response.geturl(), response.read().decode()
+
+
+def test_a_support_user_signs_in_with_password_and_totp_over_daphne(portal, alice):
+    browser = Browser(portal["base"])
+    url, _page = browser.submit("/staff/login/", {"username": "alice", "password": PASSWORD})
+    assert url.endswith("/staff/login/code/")
+    # The password alone reaches no staff page.
+    url, _page = browser.get("/staff/")
+    assert "/staff/login/code/" in url
+
+    url, page = browser.submit("/staff/login/code/", {"code": totp_code(totp_device(alice))})
+    assert url == portal["base"] + "/staff/"
+    assert "alice" in page

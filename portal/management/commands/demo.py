@@ -86,12 +86,13 @@ class Command(BaseCommand):
 
     def print_credentials(self, stored: dict, created: list[str]) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Demo staff (debug mode only):"))
-        for username, role, _name, enrolled in DEMO_USERS:
+        for username, role, _name, _enrolled in DEMO_USERS:
             device = TOTPDevice.objects.filter(user__username=username, confirmed=True).first()
             secret = base64.b32encode(device.bin_key).decode() if device else "(enrols at sign-in)"
             note = " (new)" if username in created else ""
             self.stdout.write(
-                f"  {username:<11} {role:<19} password {stored[username]}  TOTP secret {secret}{note}"
+                f"  {username:<11} {role:<19} password {stored[username]}  "
+                f"TOTP secret {secret}{note}"
             )
         self.stdout.write(
             "  Add the TOTP secret to an authenticator app, or print the current codes with:\n"
