@@ -1,5 +1,7 @@
 """The audit trail: append-only, hash-chained, verifiable, and safe under concurrent writers."""
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -12,6 +14,7 @@ from audit.event_types import ActorType, EventType
 from audit.events import Actor, record
 from audit.models import GENESIS_HASH, AuditEvent, AuditImmutableError
 from audit.tasks import verify_audit_chain
+from tests.processes import ROOT, child_env
 
 postgres_only = pytest.mark.skipif(
     "connection.vendor != 'postgresql'", reason="the trigger exists on PostgreSQL only"
@@ -199,3 +202,20 @@ def test_concurrent_writers_leave_one_unbroken_chain():
     assert errors == []
     result = verify_chain()
     assert result.intact and result.checked == writers * per_writer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_audit_exits_zero_when_intact_and_one_after_tampering(tmp_path):
+    append(3)
+    env = child_env(PORTAL_AUDIT_ANCHOR_FILE=str(tmp_path / "anchors.log"))
+
+    def verify_audit() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "manage.py", "verify_audit"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    intact = verify_audit()
+    assert intact.returncode == 0 and "Checked 3 audit events: chain intact" in intact.stdout
+    raw_sql("UPDATE audit_auditevent SET event_type = 'forged' WHERE seq = 2")
+    broken = verify_audit()
+    assert broken.returncode == 1
+    assert "chain BROKEN at event #2" in broken.stderr and "Traceback" not in broken.stderr
