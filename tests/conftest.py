@@ -24,6 +24,13 @@ def _own_audit_anchor_file(settings, tmp_path):
 
 
 @pytest.fixture
+def english(client):
+    """A browser set to English, so that tests read like the messages in the code."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    return client
+
+
+@pytest.fixture
 def alice(db):
     return make_staff("alice", PERSONAS["alice"])
 

@@ -16,6 +16,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.models import AuditEvent
 from portal.roles import ADMINISTRATOR, COMPLIANCE_OFFICER, SUPPORT_STAFF, sync_roles
 
 PASSWORD = "correct-horse-battery-42"
@@ -61,3 +62,8 @@ def sign_in_verified(client, user: User) -> None:
 def sign_in_password_only(client, user: User) -> None:
     """A browser session that passed the password step only."""
     client.force_login(user)
+
+
+def events(event_type: str) -> list[AuditEvent]:
+    """The audit events of one type, oldest first."""
+    return list(AuditEvent.objects.filter(event_type=event_type).order_by("seq"))

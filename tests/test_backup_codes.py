@@ -7,8 +7,9 @@ from django.conf import settings
 from django_otp.plugins.otp_static.models import StaticToken
 
 from audit.event_types import EventType
-from audit.models import AuditEvent
-from tests.personas import PASSWORD, sign_in_password_only, sign_in_verified
+from tests.personas import PASSWORD, events, sign_in_password_only, sign_in_verified
+
+pytestmark = pytest.mark.usefixtures("english")
 
 LOGIN = "/staff/login/"
 CODE = "/staff/login/code/"
@@ -16,14 +17,6 @@ BACKUP_CODES = "/staff/backup-codes/"
 SHOWN_CODE = re.compile(r"<code>([a-z2-7]{4}-[a-z2-7]{4})</code>")
 
 
-@pytest.fixture
-def client(client):
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    return client
-
-
-def events(event_type) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event_type=event_type).order_by("seq"))
 
 
 def issue_codes(client, user) -> list[str]:

@@ -8,8 +8,9 @@ from django.conf import settings
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.event_types import EventType
-from audit.models import AuditEvent
-from tests.personas import PASSWORD, make_staff, sign_in_password_only, totp_code
+from tests.personas import PASSWORD, events, make_staff, sign_in_password_only, totp_code
+
+pytestmark = pytest.mark.usefixtures("english")
 
 LOGIN = "/staff/login/"
 ENROL = "/staff/enrol/"
@@ -17,20 +18,12 @@ BACKUP_CODES = "/staff/backup-codes/"
 SHOWN_CODE = re.compile(r"<code>([a-z2-7]{4}-[a-z2-7]{4})</code>")
 
 
-@pytest.fixture
-def client(client):
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    return client
-
 
 @pytest.fixture
 def erin(db):
     """A new support employee: a password from the administrator, no authenticator app yet."""
     return make_staff("erin", None, with_device=False)
 
-
-def events(event_type) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event_type=event_type).order_by("seq"))
 
 
 def new_device(user) -> TOTPDevice:

@@ -5,14 +5,16 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from audit.event_types import EventType
-from audit.models import AuditEvent
 from tests.personas import (
     PASSWORD,
+    events,
     sign_in_password_only,
     sign_in_verified,
     totp_code,
     totp_device,
 )
+
+pytestmark = pytest.mark.usefixtures("english")
 
 LOGIN = "/staff/login/"
 CODE = "/staff/login/code/"
@@ -20,15 +22,6 @@ LOGOUT = "/staff/logout/"
 WRONG_PASSWORD_EN = "Wrong user name or password."
 
 
-@pytest.fixture
-def client(client):
-    """A browser set to English, so that the tests read like the messages in the code."""
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    return client
-
-
-def events(event_type) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event_type=event_type).order_by("seq"))
 
 
 def enter_password(client, username, password=PASSWORD, **extra):

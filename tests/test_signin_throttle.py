@@ -6,18 +6,14 @@ import pytest
 from django.conf import settings
 
 from audit.event_types import EventType
-from audit.models import AuditEvent
-from tests.personas import PASSWORD, totp_code, totp_device
+from tests.personas import PASSWORD, events, totp_code, totp_device
+
+pytestmark = pytest.mark.usefixtures("english")
 
 LOGIN = "/staff/login/"
 CODE = "/staff/login/code/"
 THROTTLED_EN = "Too many failed attempts. Please wait 15 minutes or ask an administrator."
 
-
-@pytest.fixture
-def client(client):
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    return client
 
 
 @pytest.fixture(autouse=True)
@@ -28,9 +24,6 @@ def small_limits(settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = 0  # only our own throttle in these tests
     return settings
 
-
-def events(event_type) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event_type=event_type).order_by("seq"))
 
 
 def enter_password(client, username, password=PASSWORD, **extra):

@@ -9,10 +9,11 @@ from django.test import override_settings
 from django.urls import path
 
 from audit.event_types import EventType
-from audit.models import AuditEvent
 from portal import urls as portal_urls
 from portal.staff_access import LAST_SEEN_SESSION_KEY, staff_required
-from tests.personas import sign_in_verified
+from tests.personas import events, sign_in_verified
+
+pytestmark = pytest.mark.usefixtures("english")
 
 
 @staff_required(permission="portal.run_sessions")
@@ -24,14 +25,6 @@ def sessions_page(request):
 urlpatterns = [path("test/sessions/", sessions_page), *portal_urls.urlpatterns]
 
 
-@pytest.fixture
-def client(client):
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    return client
-
-
-def events(event_type) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event_type=event_type).order_by("seq"))
 
 
 def test_it_sends_a_visitor_to_the_login_page(client, db):
