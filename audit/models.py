@@ -35,7 +35,7 @@ class AuditEventQuerySet(models.QuerySet):
 
 class AuditEvent(models.Model):
     seq = models.PositiveBigIntegerField(_("sequence number"), unique=True, editable=False)
-    created_at = models.DateTimeField(_("time (UTC)"), editable=False)
+    created_at = models.DateTimeField(_("time"), editable=False)
     actor_type = models.CharField(_("actor type"), max_length=16, choices=ActorType.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -244,11 +244,20 @@ def test_it_answers_a_malformed_code_with_a_form_error(client, alice, code):
 
 def test_it_speaks_german_by_default(client, alice):
     client.cookies.pop(settings.LANGUAGE_COOKIE_NAME)
-    page = client.get(LOGIN).content.decode()
+    # German even for a browser set to English: English is chosen with the switch only.
+    page = client.get(LOGIN, HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
     assert 'lang="de"' in page
     assert "Benutzername" in page
     response = enter_password(client, "alice", "not-the-password")
     assert "Benutzername oder Passwort ist falsch." in response.content.decode()
+
+
+def test_the_language_switch_works_without_javascript(client, alice):
+    client.cookies.pop(settings.LANGUAGE_COOKIE_NAME)
+    response = client.post("/i18n/setlang/", {"language": "en", "next": LOGIN}, follow=True)
+    assert "User name" in response.content.decode()
+    response = client.post("/i18n/setlang/", {"language": "de", "next": LOGIN}, follow=True)
+    assert "Benutzername" in response.content.decode()
 
 
 def test_it_speaks_english_with_the_language_cookie(client, alice):

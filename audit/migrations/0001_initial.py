@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('seq', models.PositiveBigIntegerField(editable=False, unique=True, verbose_name='sequence number')),
-                ('created_at', models.DateTimeField(editable=False, verbose_name='time (UTC)')),
+                ('created_at', models.DateTimeField(editable=False, verbose_name='time')),
                 ('actor_type', models.CharField(choices=[('user', 'Staff user'), ('customer', 'Customer'), ('system', 'System'), ('anonymous', 'Not signed in')], max_length=16, verbose_name='actor type')),
                 ('actor_label', models.CharField(blank=True, max_length=150, verbose_name='actor')),
                 ('actor_role', models.CharField(blank=True, max_length=200, verbose_name='actor role')),
