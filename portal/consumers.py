@@ -1,15 +1,20 @@
 """The staff console socket: live updates for a signed-in, OTP-verified staff member."""
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from portal.staff_access import CLOSE_NOT_VERIFIED, verified_staff_user
+from sessions_app.live import staff_group, team_group
 
-STAFF_CONSOLE_GROUP = "staff-console"
+
+@database_sync_to_async
+def _groups_of(user) -> list[str]:
+    """The staff member's own group and their teams' groups: updates for sessions they see."""
+    teams = user.support_teams.values_list("pk", flat=True)
+    return [staff_group(user.pk), *(team_group(pk) for pk in teams)]
 
 
 class StaffConsoleConsumer(AsyncJsonWebsocketConsumer):
-    groups = []
-
     async def connect(self):
         user = await verified_staff_user(self.scope)
         # Accept, then close with our code, so that the browser can tell the reason.
@@ -18,11 +23,14 @@ class StaffConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_VERIFIED)
             return
         self.user = user
-        await self.channel_layer.group_add(STAFF_CONSOLE_GROUP, self.channel_name)
+        self.joined = await _groups_of(user)
+        for group in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.send_json({"type": "welcome", "user": user.get_username()})
 
     async def disconnect(self, code):
-        await self.channel_layer.group_discard(STAFF_CONSOLE_GROUP, self.channel_name)
+        for group in getattr(self, "joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
         # The console socket only listens; nothing a client sends changes state here.

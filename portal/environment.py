@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -106,3 +107,25 @@ def redis_url(name: str, url: str) -> str:
     except ValueError:
         raise fail(name, "the port is not a number") from None
     return url
+
+
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def env_opening_hours(name: str, default: str) -> dict[int, tuple[time, time]]:
+    """Weekly opening hours, e.g. ``mon-fri 08:00-18:00; sat 09:00-12:00`` (weekday 0 = Monday)."""
+    text = env_str(name, default)
+    hours: dict[int, tuple[time, time]] = {}
+    for part in (p.strip() for p in text.split(";") if p.strip()):
+        try:
+            days, span = part.lower().split()
+            first, _, last = days.partition("-")
+            start, end = (time.fromisoformat(t) for t in span.split("-"))
+            indices = range(WEEKDAYS.index(first), WEEKDAYS.index(last or first) + 1)
+        except ValueError:
+            raise fail(name, f"cannot read {part!r}; expected e.g. 'mon-fri 08:00-18:00'") from None
+        if not indices or start >= end:
+            raise fail(name, f"{part!r}: days must run forwards and opening before closing")
+        for day in indices:
+            hours[day] = (start, end)
+    return hours

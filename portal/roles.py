@@ -25,6 +25,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "audit.view_auditevent",
         "audit.verify_chain",
         "auditlog.view_logentry",
+        "sessions_app.view_supportsession",
+        "sessions_app.view_sessionkey",
+        "sessions_app.view_closedday",
+        "sessions_app.view_team",
     ],
     ADMINISTRATOR: [
         "portal.administer_portal",
@@ -36,6 +40,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "otp_totp.delete_totpdevice",
         "otp_static.view_staticdevice",
         "otp_static.delete_staticdevice",
+        "sessions_app.view_closedday",
+        "sessions_app.add_closedday",
+        "sessions_app.change_closedday",
+        "sessions_app.delete_closedday",
+        "sessions_app.view_team",
+        "sessions_app.add_team",
+        "sessions_app.change_team",
     ],
 }
 

@@ -7,9 +7,11 @@ runs on PostgreSQL and Redis. See ``docs/configuration.md`` for every variable.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from pathlib import Path
 
+import holidays
 from celery.schedules import crontab
 
 from portal.environment import (
@@ -18,6 +20,7 @@ from portal.environment import (
     env_int,
     env_list,
     env_networks,
+    env_opening_hours,
     env_str,
     fail,
     redis_url,
@@ -167,6 +170,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "expire-keys-and-sessions": {
+        "task": "sessions_app.tasks.expire_overdue",
+        "schedule": 60.0,
+    },
     "verify-audit-chain-nightly": {
         "task": "audit.tasks.verify_audit_chain",
         "schedule": crontab(hour=2, minute=30),
@@ -208,6 +215,24 @@ AUDIT_ANCHOR_FILE = env_str("PORTAL_AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit-anc
 # The nightly verification must be younger than this, or /healthz reports the audit as stale.
 AUDIT_VERIFICATION_MAX_AGE = env_int("PORTAL_AUDIT_VERIFY_MAX_AGE_HOURS", 48, minimum=1) * 3600
 
+# --- Support sessions and keys ------------------------------------------------------------
+
+# Weekly opening hours in TIME_ZONE; public holidays of HOLIDAY_STATE and the closed days
+# administrators enter in the admin are closed all day.
+OPENING_HOURS = env_opening_hours("PORTAL_OPENING_HOURS", "mon-fri 08:00-18:00")
+HOLIDAY_STATE = env_str("PORTAL_HOLIDAY_STATE", "NW")
+if HOLIDAY_STATE not in holidays.Germany.subdivisions:
+    raise fail("PORTAL_HOLIDAY_STATE", f"unknown German state {HOLIDAY_STATE!r}; e.g. NW, BY, BE")
+# A key's lifetime: the default offered when issuing, and the administrator's maximum.
+KEY_LIFETIME_MAX = env_int("PORTAL_KEY_LIFETIME_MAX_MINUTES", 60, minimum=1, maximum=24 * 60)
+KEY_LIFETIME_DEFAULT = env_int(
+    "PORTAL_KEY_LIFETIME_MINUTES", 15, minimum=1, maximum=KEY_LIFETIME_MAX
+)
+# The secret under which session keys are stored (HMAC-SHA256); derived from SECRET_KEY if unset.
+SESSION_KEY_SECRET = env_str("PORTAL_KEY_SECRET") or hashlib.sha256(
+    f"fernwartung-session-keys:{SECRET_KEY}".encode()
+).hexdigest()
+
 # --- django-auditlog -----------------------------------------------------------------------
 
 AUDITLOG_INCLUDE_ALL_MODELS = True
@@ -222,6 +247,7 @@ AUDITLOG_EXCLUDE_TRACKING_FIELDS = (
     "password",
     "last_login",
     "key",
+    "key_hmac",
     "token",
     "last_t",
     "drift",

@@ -81,7 +81,7 @@ class StaffIdleTimeoutMiddleware:
                 with transaction.atomic():
                     record_for_request(
                         request,
-                        event_type=EventType.SESSION_EXPIRED,
+                        event_type=EventType.STAFF_SESSION_EXPIRED,
                         actor=Actor.staff(user),
                         details={"idle_timeout_seconds": settings.STAFF_IDLE_TIMEOUT},
                     )

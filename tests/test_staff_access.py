@@ -42,7 +42,7 @@ def test_it_signs_out_after_the_idle_time(client, alice):
     response = client.get("/staff/", follow=True)
     assert response.redirect_chain[-1][0].startswith("/staff/login/")
     assert "Your session ended after 15 minutes without activity." in response.content.decode()
-    [expired] = events(EventType.SESSION_EXPIRED)
+    [expired] = events(EventType.STAFF_SESSION_EXPIRED)
     assert expired.actor_id == alice.pk
     assert client.get("/staff/")["Location"].startswith("/staff/login/")
 
@@ -53,7 +53,7 @@ def test_it_keeps_an_active_session(client, alice):
     session[LAST_SEEN_SESSION_KEY] = time.time() - settings.STAFF_IDLE_TIMEOUT + 60
     session.save()
     assert client.get("/staff/").status_code == 200
-    assert not events(EventType.SESSION_EXPIRED)
+    assert not events(EventType.STAFF_SESSION_EXPIRED)
 
 
 @override_settings(ROOT_URLCONF=__name__)

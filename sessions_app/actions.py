@@ -1,0 +1,302 @@
+"""Every change to support sessions and keys: atomic, audited in the same transaction.
+
+Views, consumers and tasks call these; the state rules themselves live on the models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audit.event_types import EventType
+from audit.events import Actor, record
+from sessions_app import business_hours, keys, live
+from sessions_app.models import (
+    EndReason,
+    InvalidTransition,
+    KeyState,
+    SessionKey,
+    SessionState,
+    SupportSession,
+)
+
+# A slot may start this much in the past: "now" takes a moment to type.
+SLOT_START_GRACE = timedelta(minutes=5)
+KEY_DRAWS = 10  # attempts to draw a key not already live (collisions are rare)
+
+
+class SessionRuleError(Exception):
+    """A request the session rules refuse; the message is for the staff member."""
+
+
+class NotYourSession(SessionRuleError):
+    """Only the assigned staff member may run a session."""
+
+
+class KeyRejected(Exception):
+    """A key that does not open a session. Deliberately one reason for every cause."""
+
+
+def _check_assigned(session: SupportSession, user: AbstractBaseUser) -> None:
+    if session.assigned_to_id != user.pk:
+        raise NotYourSession(_("Only the assigned staff member can do this."))
+
+
+def _revoke_live_keys(session: SupportSession, *, by: Actor, ip: str | None, now) -> None:
+    live_ids = list(
+        SessionKey.objects.filter(session=session, state=KeyState.LIVE).values_list("pk", flat=True)
+    )
+    if live_ids:
+        SessionKey.objects.filter(pk__in=live_ids, state=KeyState.LIVE).update(
+            state=KeyState.REVOKED, revoked_at=now
+        )
+        session.audit(EventType.KEY_REVOKED, by=by, ip=ip, keys=live_ids)
+
+
+@transaction.atomic
+def schedule_session(
+    *,
+    by_user: AbstractBaseUser,
+    customer_name: str,
+    call_note: str,
+    slot_start: datetime,
+    slot_end: datetime,
+    assigned_to: AbstractBaseUser | None = None,
+    ip: str | None = None,
+) -> SupportSession:
+    """Schedule a session after a phone call, in opening hours, without overlapping the staff
+    member's other sessions."""
+    from django.contrib.auth import get_user_model
+
+    assigned_to = assigned_to or by_user
+    customer_name, call_note = customer_name.strip(), call_note.strip()
+    if not customer_name:
+        raise SessionRuleError(_("Enter the customer's name or company."))
+    if not call_note:
+        raise SessionRuleError(_("Note the phone call or ticket: sessions only follow a call."))
+    if slot_end <= slot_start:
+        raise SessionRuleError(_("The slot must end after it starts."))
+    now = timezone.now()
+    if slot_start < now - SLOT_START_GRACE:
+        raise SessionRuleError(_("The slot lies in the past."))
+    business_hours.require_slot_inside_hours(slot_start, slot_end)
+
+    # One scheduler at a time per staff member, so that two overlapping slots cannot both pass.
+    get_user_model().objects.select_for_update().filter(pk=assigned_to.pk).first()
+    clash = (
+        SupportSession.objects.open()
+        .filter(assigned_to=assigned_to)
+        .overlapping(slot_start, slot_end)
+        .first()
+    )
+    if clash is not None:
+        raise SessionRuleError(
+            _("This overlaps session %(ref)s of the same staff member.") % {"ref": clash.reference}
+        )
+    session = SupportSession.objects.create(
+        reference=f"pending-{now.timestamp()}-{assigned_to.pk}",
+        customer_name=customer_name,
+        call_note=call_note,
+        assigned_to=assigned_to,
+        team=assigned_to.support_teams.order_by("name").first(),
+        scheduled_by=by_user,
+        slot_start=slot_start,
+        slot_end=slot_end,
+    )
+    year = slot_start.astimezone(business_hours.local_zone()).year
+    session.reference = f"FW-{year}-{session.pk:06d}"
+    session.save(update_fields=["reference"])
+    session.audit(
+        EventType.SESSION_SCHEDULED,
+        by=Actor.staff(by_user),
+        ip=ip,
+        customer_name=customer_name,
+        call_note=call_note,
+        assigned_to=assigned_to.get_username(),
+        slot_start=slot_start,
+        slot_end=slot_end,
+    )
+    live.session_changed(session)
+    return session
+
+
+@transaction.atomic
+def issue_key(
+    *,
+    session: SupportSession,
+    by_user: AbstractBaseUser,
+    lifetime_minutes: int | None = None,
+    ip: str | None = None,
+) -> tuple[str, SessionKey]:
+    """Issue a new key (revoking any earlier one) and return it in plain text, this once."""
+    _check_assigned(session, by_user)
+    lifetime = lifetime_minutes or settings.KEY_LIFETIME_DEFAULT
+    if not 1 <= lifetime <= settings.KEY_LIFETIME_MAX:
+        raise SessionRuleError(
+            _("A key lives between 1 and %(max)d minutes.") % {"max": settings.KEY_LIFETIME_MAX}
+        )
+    now = timezone.now()
+    business_hours.require_open(now)
+    # Serialize issuing per session (a double click must not leave two live keys).
+    session = SupportSession.objects.select_for_update().get(pk=session.pk)
+    if session.slot_end <= now and session.is_open:
+        raise SessionRuleError(_("The slot of this session is over."))
+    session.move_to(SessionState.KEY_ISSUED, at=now)
+    by = Actor.staff(by_user)
+    _revoke_live_keys(session, by=by, ip=ip, now=now)
+    expires_at = min(now + timedelta(minutes=lifetime), session.slot_end)
+    for _attempt in range(KEY_DRAWS):
+        plain = keys.new_key()
+        try:
+            with transaction.atomic():
+                key = SessionKey.objects.create(
+                    session=session,
+                    key_hmac=keys.key_hmac(plain),
+                    issued_by=by_user,
+                    issued_at=now,
+                    lifetime_minutes=lifetime,
+                    expires_at=expires_at,
+                )
+            break
+        except IntegrityError:
+            continue  # that number is live for another session: draw again
+    else:  # pragma: no cover - needs ten collisions in a row
+        raise SessionRuleError(_("No free key could be drawn. Please try again."))
+    session.audit(
+        EventType.KEY_ISSUED, by=by, ip=ip, key_id=key.pk, lifetime_minutes=lifetime,
+        expires_at=expires_at,
+    )
+    live.session_changed(session)
+    return plain, key
+
+
+def redeem_key(
+    *, typed_key: str, customer_name: str, ip: str | None, user_agent: str = ""
+) -> SupportSession:
+    """The customer enters the key: exactly one redemption of a live key wins. Any failure is
+    audited and raised as KeyRejected, without saying why; outside opening hours raises
+    OutsideOpeningHours."""
+    try:
+        return _redeem(typed_key=typed_key, customer_name=customer_name, ip=ip,
+                       user_agent=user_agent)
+    except KeyRejected as rejected:
+        with transaction.atomic():
+            record(
+                event_type=EventType.KEY_REDEMPTION_FAILED,
+                actor=Actor.customer(customer_name or "customer"),
+                ip=ip,
+                details={"reason": str(rejected), "user_agent": user_agent[:300]},
+            )
+        raise
+
+
+@transaction.atomic
+def _redeem(*, typed_key: str, customer_name: str, ip: str | None, user_agent: str):
+    business_hours.require_open()
+    digits = keys.normalised(typed_key)
+    if digits is None:
+        raise KeyRejected("not seven digits")
+    now = timezone.now()
+    key = (
+        SessionKey.objects.select_related("session")
+        .filter(key_hmac=keys.key_hmac(digits), state=KeyState.LIVE)
+        .first()
+    )
+    if key is None:
+        raise KeyRejected("no live key")
+    session = key.session
+    if key.expires_at <= now:
+        raise KeyRejected("key expired")
+    if not session.slot_start <= now < session.slot_end:
+        raise KeyRejected("outside the session's slot")
+    # The claim: of two concurrent redemptions, only one UPDATE finds the key still live.
+    claimed = SessionKey.objects.filter(pk=key.pk, state=KeyState.LIVE).update(
+        state=KeyState.REDEEMED, redeemed_at=now
+    )
+    if claimed != 1:
+        raise KeyRejected("already redeemed")
+    try:
+        session.move_to(
+            SessionState.CUSTOMER_WAITING,
+            at=now,
+            customer_entered_name=customer_name.strip()[:200],
+            customer_ip=ip,
+            customer_user_agent=user_agent[:300],
+        )
+    except InvalidTransition:
+        raise KeyRejected("session not waiting for a customer") from None
+    session.audit(
+        EventType.KEY_REDEEMED, by=Actor.customer(customer_name), ip=ip, key_id=key.pk,
+        customer_entered_name=session.customer_entered_name, user_agent=user_agent[:300],
+    )
+    live.session_changed(session)
+    return session
+
+
+@transaction.atomic
+def admit_customer(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
+    _check_assigned(session, by_user)
+    session.admit(by=Actor.staff(by_user), ip=ip)
+    live.session_changed(session)
+
+
+@transaction.atomic
+def refuse_customer(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
+    _check_assigned(session, by_user)
+    session.refuse(by=Actor.staff(by_user), ip=ip)
+    live.session_changed(session)
+
+
+@transaction.atomic
+def cancel_session(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
+    """Call off a session before the customer arrived; its key stops working."""
+    _check_assigned(session, by_user)
+    now = timezone.now()
+    session.move_to(SessionState.CANCELLED, at=now)
+    by = Actor.staff(by_user)
+    _revoke_live_keys(session, by=by, ip=ip, now=now)
+    session.audit(EventType.SESSION_CANCELLED, by=by, ip=ip)
+    live.session_changed(session)
+
+
+@transaction.atomic
+def end_session(*, session: SupportSession, reason: str, by: Actor, ip=None) -> None:
+    """End a waiting or active session; any key left is burnt."""
+    now = timezone.now()
+    session.move_to(SessionState.ENDED, at=now, end_reason=EndReason(reason))
+    _revoke_live_keys(session, by=by, ip=ip, now=now)
+    session.audit(EventType.SESSION_ENDED, by=by, ip=ip, reason=reason)
+    live.session_changed(session)
+
+
+def expire_key(key_id: int, *, now: datetime) -> bool:
+    """Expire one key past its lifetime; False if someone else got there first."""
+    with transaction.atomic():
+        claimed = SessionKey.objects.filter(
+            pk=key_id, state=KeyState.LIVE, expires_at__lte=now
+        ).update(state=KeyState.EXPIRED, expired_at=now)
+        if claimed != 1:
+            return False
+        key = SessionKey.objects.select_related("session").get(pk=key_id)
+        key.session.audit(EventType.KEY_EXPIRED, by=Actor.system("key expiry"), key_id=key_id)
+    return True
+
+
+def expire_session(session_id: int, *, now: datetime) -> bool:
+    """Expire a session whose slot passed without it starting; False if it moved meanwhile."""
+    with transaction.atomic():
+        session = SupportSession.objects.get(pk=session_id)
+        try:
+            session.move_to(SessionState.EXPIRED, at=now, end_reason=EndReason.EXPIRED)
+        except InvalidTransition:
+            return False
+        by = Actor.system("session expiry")
+        _revoke_live_keys(session, by=by, ip=None, now=now)
+        session.audit(EventType.SESSION_EXPIRED, by=by, slot_end=session.slot_end)
+        live.session_changed(session)
+    return True

@@ -1,0 +1,35 @@
+"""Seven-digit session keys: drawn uniformly with ``secrets``, stored only as HMAC-SHA256."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from django.conf import settings
+
+KEY_DIGITS = 7
+KEY_SPACE = 10**KEY_DIGITS
+
+
+def new_key() -> str:
+    """A key uniform over 0000000–9999999."""
+    return f"{secrets.randbelow(KEY_SPACE):0{KEY_DIGITS}d}"
+
+
+def key_hmac(key: str) -> str:
+    """What the database stores and looks up instead of the key."""
+    secret = settings.SESSION_KEY_SECRET.encode()
+    return hmac.new(secret, key.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def grouped(key: str) -> str:
+    """The key as read out on the phone: ``123 4567``."""
+    return f"{key[:3]} {key[3:]}"
+
+
+def normalised(typed: str) -> str | None:
+    """The seven digits of a key as typed ("123 4567", "123-4567"), or None if it is not one."""
+    digits = re.sub(r"[\s\-.]", "", typed or "")
+    return digits if len(digits) == KEY_DIGITS and digits.isascii() and digits.isdigit() else None
