@@ -5,6 +5,7 @@ Views, consumers and tasks call these; the state rules themselves live on the mo
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -48,13 +49,14 @@ def _check_assigned(session: SupportSession, user: AbstractBaseUser) -> None:
 
 
 def _revoke_live_keys(session: SupportSession, *, by: Actor, ip: str | None, now) -> None:
+    # Locked first, so that a key the expiry task takes at the same moment is not counted twice.
     live_ids = list(
-        SessionKey.objects.filter(session=session, state=KeyState.LIVE).values_list("pk", flat=True)
+        SessionKey.objects.select_for_update()
+        .filter(session=session, state=KeyState.LIVE)
+        .values_list("pk", flat=True)
     )
     if live_ids:
-        SessionKey.objects.filter(pk__in=live_ids, state=KeyState.LIVE).update(
-            state=KeyState.REVOKED, revoked_at=now
-        )
+        SessionKey.objects.filter(pk__in=live_ids).update(state=KeyState.REVOKED, revoked_at=now)
         session.audit(EventType.KEY_REVOKED, by=by, ip=ip, keys=live_ids)
 
 
@@ -99,7 +101,7 @@ def schedule_session(
             _("This overlaps session %(ref)s of the same staff member.") % {"ref": clash.reference}
         )
     session = SupportSession.objects.create(
-        reference=f"pending-{now.timestamp()}-{assigned_to.pk}",
+        reference=f"new-{secrets.token_hex(8)}",  # the final one needs the primary key
         customer_name=customer_name,
         call_note=call_note,
         assigned_to=assigned_to,

@@ -1,4 +1,8 @@
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
+import time_machine
 from django.conf import settings
 from django.core.cache import cache
 
@@ -15,6 +19,15 @@ def _fresh_cache():
     else:
         cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Fast hashes for the personas; PBKDF2 stays available for real processes."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +61,14 @@ def carol(db):
 @pytest.fixture
 def dave(db):
     return make_staff("dave", PERSONAS["dave"])
+
+
+# A Wednesday morning without holidays: the service is open.
+OPEN_MOMENT = datetime(2026, 12, 2, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+
+
+@pytest.fixture
+def office_open():
+    """The clock stands at a Wednesday 10:00 in Berlin and runs on from there."""
+    with time_machine.travel(OPEN_MOMENT, tick=True) as traveller:
+        yield traveller
