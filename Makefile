@@ -23,6 +23,7 @@ test: install messages
 # Benchmarks print figures; they are not tests.
 bench: install
 	$(TEST_ENV) $(PY) bench/audit_chain.py
+	$(TEST_ENV) $(PY) bench/key_redemption.py
 
 install: $(INSTALLED)
 
