@@ -84,3 +84,42 @@ def test_admin_changes_are_logged_with_actor_and_resolved_address(client, carol,
     assert entry.actor == carol
     assert entry.remote_addr == "203.0.113.9"
     assert "first_name" in entry.changes_dict and "password" not in entry.changes_dict
+
+
+def test_a_compliance_officer_reviews_sessions_and_keys_without_key_material(
+    client, bob, alice, office_open
+):
+    from sessions_app import actions
+    from tests.sessions import schedule
+
+    session = schedule(alice)
+    key, stored = actions.issue_key(session=session, by_user=alice)
+    sign_in_verified(client, bob)
+    for path in (
+        "/admin/sessions_app/supportsession/",
+        f"/admin/sessions_app/supportsession/{session.pk}/change/",
+        "/admin/sessions_app/sessionkey/",
+        f"/admin/sessions_app/sessionkey/{stored.pk}/change/",
+    ):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        body = page.content.decode()
+        assert key not in body and stored.key_hmac not in body
+    assert session.reference in client.get("/admin/sessions_app/supportsession/").content.decode()
+    change = client.post(f"/admin/sessions_app/supportsession/{session.pk}/change/",
+                         {"customer_name": "Changed"})
+    assert change.status_code == 403
+
+
+def test_administrators_edit_closed_days_and_the_change_is_logged(client, carol, alice):
+    from sessions_app.models import ClosedDay
+
+    sign_in_verified(client, carol)
+    response = client.post("/admin/sessions_app/closedday/add/",
+                           {"date": "2026-12-24", "reason": "Heiligabend"})
+    assert response.status_code == 302
+    day = ClosedDay.objects.get()
+    assert LogEntry.objects.get_for_object(day).get().actor == carol
+
+    sign_in_verified(client, alice)
+    assert client.get("/admin/sessions_app/closedday/").status_code == 403

@@ -70,6 +70,10 @@ def test_production_uses_postgresql_and_redis(tmp_path):
         ({**PRODUCTION, "PORTAL_TRUSTED_PROXIES": "10.0.0.0/33"}, "PORTAL_TRUSTED_PROXIES"),
         ({**PRODUCTION, "PORTAL_STAFF_IDLE_MINUTES": "soon"}, "PORTAL_STAFF_IDLE_MINUTES"),
         ({**PRODUCTION, "PORTAL_DEBUG": "maybe"}, "PORTAL_DEBUG"),
+        ({**PRODUCTION, "PORTAL_OPENING_HOURS": "weekdays 8-6"}, "PORTAL_OPENING_HOURS"),
+        ({**PRODUCTION, "PORTAL_OPENING_HOURS": "mon-fri 18:00-08:00"}, "PORTAL_OPENING_HOURS"),
+        ({**PRODUCTION, "PORTAL_HOLIDAY_STATE": "XX"}, "PORTAL_HOLIDAY_STATE"),
+        ({**PRODUCTION, "PORTAL_KEY_LIFETIME_MINUTES": "90"}, "PORTAL_KEY_LIFETIME_MINUTES"),
     ],
 )
 def test_a_missing_or_malformed_value_stops_the_start_and_names_it(tmp_path, env, named):
