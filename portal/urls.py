@@ -10,5 +10,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("staff/", views.staff_home, name="staff-home"),
     path("staff/", include(signin.urlpatterns)),
+    path("staff/sessions/", include("sessions_app.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -276,6 +276,13 @@ def end_session(*, session: SupportSession, reason: str, by: Actor, ip=None) -> 
     live.session_changed(session)
 
 
+@transaction.atomic
+def end_by_staff(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
+    """The assigned staff member ends the session (or sends a waiting customer away)."""
+    _check_assigned(session, by_user)
+    end_session(session=session, reason=EndReason.STAFF_ENDED, by=Actor.staff(by_user), ip=ip)
+
+
 def expire_key(key_id: int, *, now: datetime) -> bool:
     """Expire one key past its lifetime; False if someone else got there first."""
     with transaction.atomic():

@@ -18,8 +18,9 @@ SEARCH_DAYS = 400
 class OutsideOpeningHours(Exception):
     """Refused because the service is closed; ``next_opening`` says when it opens again."""
 
-    def __init__(self, next_opening: datetime | None):
+    def __init__(self, next_opening: datetime | None, *, closes: datetime | None = None):
         self.next_opening = next_opening
+        self.closes = closes  # set when a slot starts in opening hours but runs past closing
         super().__init__(f"outside opening hours; next opening {next_opening}")
 
 
@@ -95,5 +96,7 @@ def require_open(moment: datetime | None = None) -> None:
 def require_slot_inside_hours(start: datetime, end: datetime) -> None:
     """A slot must lie within one day's opening period."""
     period = period_on(start.astimezone(local_zone()).date())
+    if period is not None and period.contains(start) and end > period.closes:
+        raise OutsideOpeningHours(next_opening(period.closes), closes=period.closes)
     if period is None or not (period.opens <= start and end <= period.closes):
         raise OutsideOpeningHours(next_opening(start))

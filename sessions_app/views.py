@@ -1,0 +1,260 @@
+"""The staff console: schedule sessions, issue keys, admit or refuse the waiting customer.
+
+Thin views: authorize, validate, call one action, respond. The rules live in ``actions``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from audit.event_types import EventType
+from audit.events import record_for_request
+from audit.models import AuditEvent
+from portal import client_ip
+from portal.staff_access import staff_required
+from sessions_app import actions, business_hours
+from sessions_app.forms import IssueKeyForm, ScheduleForm
+from sessions_app.keys import grouped
+from sessions_app.models import (
+    InvalidTransition,
+    KeyState,
+    SessionState,
+    SupportSession,
+)
+
+RUN_SESSIONS = "portal.run_sessions"
+run_sessions_required = staff_required(permission=RUN_SESSIONS)
+
+
+def opening_message(closed: business_hours.OutsideOpeningHours) -> str:
+    """"Outside opening hours", naming the next opening time in the reader's language."""
+    if closed.next_opening is None:
+        return _("Outside opening hours; no opening is planned in the coming year.")
+    zone = business_hours.local_zone()
+    when = formats.date_format(timezone.localtime(closed.next_opening, zone), "l, j. F Y, H:i")
+    if closed.closes is not None:
+        return _(
+            "The slot runs past closing time: it must end by %(closes)s. "
+            "The service opens next on %(when)s."
+        ) % {"closes": timezone.localtime(closed.closes, zone).strftime("%H:%M"), "when": when}
+    return _("Outside opening hours. The service opens next on %(when)s.") % {"when": when}
+
+
+def _ip(request) -> str | None:
+    return client_ip.for_request(request).ip
+
+
+def _session_for(request, reference: str) -> SupportSession:
+    """The session, if the staff member may see it; otherwise 404, audited."""
+    session = (
+        SupportSession.objects.visible_to(request.user)
+        .select_related("assigned_to", "scheduled_by", "team")
+        .filter(reference=reference)
+        .first()
+    )
+    if session is None:
+        with transaction.atomic():
+            record_for_request(
+                request,
+                event_type=EventType.SESSION_ACCESS_DENIED,
+                session_ref=reference[:20],
+                details={"path": request.path[:200]},
+            )
+        raise Http404(_("No such session."))
+    return session
+
+
+def _refuse_not_yours(request, session: SupportSession, refusal: Exception):
+    with transaction.atomic():
+        record_for_request(
+            request,
+            event_type=EventType.SESSION_ACCESS_DENIED,
+            session_ref=session.reference,
+            details={"path": request.path[:200], "reason": "not the assigned staff member"},
+        )
+    raise PermissionDenied(str(refusal))
+
+
+def _today_start() -> datetime:
+    local_now = timezone.localtime(timezone.now(), business_hours.local_zone())
+    return local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _console_lists(user) -> dict:
+    sessions = list(
+        SupportSession.objects.visible_to(user)
+        .filter(slot_end__gte=_today_start())
+        .select_related("assigned_to")
+        .order_by("slot_start")[:200]
+    )
+    return {
+        "mine": [s for s in sessions if s.assigned_to_id == user.pk],
+        "team": [s for s in sessions if s.assigned_to_id != user.pk],
+    }
+
+
+@run_sessions_required
+@never_cache
+def console(request):
+    """Today's and upcoming sessions, mine and the team's, and the schedule form."""
+    form = ScheduleForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        start, end = form.slot()
+        try:
+            session = actions.schedule_session(
+                by_user=request.user,
+                assigned_to=form.cleaned_data["assigned_to"] or request.user,
+                customer_name=form.cleaned_data["customer_name"],
+                call_note=form.cleaned_data["call_note"],
+                slot_start=start,
+                slot_end=end,
+                ip=_ip(request),
+            )
+        except business_hours.OutsideOpeningHours as closed:
+            form.add_error(None, opening_message(closed))
+        except actions.SessionRuleError as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(request, _("Session %(ref)s scheduled.") % {"ref": session.reference})
+            return redirect("session-page", reference=session.reference)
+    context = {
+        "form": form,
+        "open_now": business_hours.is_open(),
+        "next_opening": business_hours.next_opening(),
+        **_console_lists(request.user),
+    }
+    return render(request, "sessions_app/console.html", context, status=400 if form.errors else 200)
+
+
+@run_sessions_required
+@require_GET
+@never_cache
+def console_list(request):
+    """The session lists alone, for the console's live refresh."""
+    return render(request, "sessions_app/_session_lists.html", _console_lists(request.user))
+
+
+def _panel_context(request, session: SupportSession) -> dict:
+    live_key = session.keys.filter(state=KeyState.LIVE).first()
+    seconds_left = 0
+    if live_key is not None:
+        seconds_left = max(0, int((live_key.expires_at - timezone.now()).total_seconds()))
+    return {
+        "session": session,
+        "key_seconds_left": seconds_left,
+        "mine": session.assigned_to_id == request.user.pk,
+        "live_key": live_key,
+        "key_form": IssueKeyForm(),
+        "history": AuditEvent.objects.filter(session_ref=session.reference).order_by("seq"),
+        "States": SessionState,
+    }
+
+
+@run_sessions_required
+@require_GET
+@never_cache
+def session_page(request, reference: str):
+    session = _session_for(request, reference)
+    return render(request, "sessions_app/session.html", _panel_context(request, session))
+
+
+@run_sessions_required
+@require_GET
+@never_cache
+def session_panel(request, reference: str):
+    """The state part of the session page alone, for its live refresh. Never holds a key."""
+    session = _session_for(request, reference)
+    return render(request, "sessions_app/_session_panel.html", _panel_context(request, session))
+
+
+@run_sessions_required
+@require_POST
+@never_cache
+def issue_key(request, reference: str):
+    """Issue (or re-issue) the key and show it this once, in large digits."""
+    session = _session_for(request, reference)
+    form = IssueKeyForm(request.POST)
+    plain = None
+    if form.is_valid():
+        try:
+            plain, _key = actions.issue_key(
+                session=session, by_user=request.user,
+                lifetime_minutes=form.cleaned_data["lifetime"], ip=_ip(request),
+            )
+        except actions.NotYourSession as refusal:
+            _refuse_not_yours(request, session, refusal)
+        except business_hours.OutsideOpeningHours as closed:
+            form.add_error(None, opening_message(closed))
+        except (actions.SessionRuleError, InvalidTransition) as refusal:
+            form.add_error(None, str(refusal))
+        session.refresh_from_db()
+    context = _panel_context(request, session)
+    context["key_form"] = form
+    context["plain_key"] = grouped(plain) if plain else None
+    response = render(request, "sessions_app/session.html", context,
+                      status=200 if plain else 400)
+    response["Cache-Control"] = "no-store"  # the key must not linger in any cache
+    return response
+
+
+def _transition(request, reference: str, act, done: str):
+    session = _session_for(request, reference)
+    try:
+        act(session)
+    except actions.NotYourSession as refusal:
+        _refuse_not_yours(request, session, refusal)
+    except InvalidTransition as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, done)
+    return redirect("session-page", reference=session.reference)
+
+
+@run_sessions_required
+@require_POST
+def admit(request, reference: str):
+    return _transition(
+        request, reference,
+        lambda s: actions.admit_customer(session=s, by_user=request.user, ip=_ip(request)),
+        _("The customer is admitted."),
+    )
+
+
+@run_sessions_required
+@require_POST
+def refuse(request, reference: str):
+    return _transition(
+        request, reference,
+        lambda s: actions.refuse_customer(session=s, by_user=request.user, ip=_ip(request)),
+        _("The customer was refused; the key can never be used again."),
+    )
+
+
+@run_sessions_required
+@require_POST
+def cancel(request, reference: str):
+    return _transition(
+        request, reference,
+        lambda s: actions.cancel_session(session=s, by_user=request.user, ip=_ip(request)),
+        _("The session is cancelled; its key no longer works."),
+    )
+
+
+@run_sessions_required
+@require_POST
+def end(request, reference: str):
+    return _transition(
+        request, reference,
+        lambda s: actions.end_by_staff(session=s, by_user=request.user, ip=_ip(request)),
+        _("The session has ended."),
+    )
