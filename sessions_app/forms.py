@@ -22,10 +22,11 @@ def _duration_choices() -> list[tuple[int, str]]:
     return [(m, _("%(minutes)d minutes") % {"minutes": m}) for m in DURATIONS]
 
 
-def _next_quarter_hour() -> datetime:
-    now = timezone.localtime(timezone.now(), business_hours.local_zone())
-    rounded = now.replace(second=0, microsecond=0) + timedelta(minutes=-now.minute % 15)
-    return rounded
+def _this_minute() -> datetime:
+    # Most sessions start right after the call: a later default start would lock the key out.
+    return timezone.localtime(timezone.now(), business_hours.local_zone()).replace(
+        second=0, microsecond=0
+    )
 
 
 def support_staff():
@@ -53,8 +54,15 @@ class ScheduleForm(forms.Form):
         help_text=_("Sessions only follow a phone call."),
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
-    day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}))
-    start = forms.TimeField(label=_("Start"), widget=forms.TimeInput(attrs={"type": "time"}))
+    # The browser's date and time pickers send and expect ISO values, whatever the language.
+    day = forms.DateField(
+        label=_("Day"), input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    start = forms.TimeField(
+        label=_("Start"), input_formats=["%H:%M", "%H:%M:%S"],
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+    )
     duration = forms.TypedChoiceField(
         label=_("Duration"), choices=_duration_choices, coerce=int, initial=30
     )
@@ -67,7 +75,7 @@ class ScheduleForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["assigned_to"].queryset = support_staff()
         if not self.is_bound:
-            start = _next_quarter_hour()
+            start = _this_minute()
             self.initial.update(day=start.date(), start=start.strftime("%H:%M"),
                                 assigned_to=user.pk)
 

@@ -63,6 +63,15 @@ def dave(db):
     return make_staff("dave", PERSONAS["dave"])
 
 
+@pytest.fixture
+def english_messages():
+    """Messages raised outside a request in English, so that tests read like the code."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 # A Wednesday morning without holidays: the service is open.
 OPEN_MOMENT = datetime(2026, 12, 2, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 

@@ -23,7 +23,7 @@ from sessions_app.tasks import expire_overdue
 from tests.personas import events, make_staff
 from tests.sessions import schedule, waiting_customer
 
-pytestmark = pytest.mark.usefixtures("office_open")
+pytestmark = pytest.mark.usefixtures("office_open", "english_messages")
 
 
 def redeem(key: str, name: str = "Erika Muster"):

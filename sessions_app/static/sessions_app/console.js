@@ -108,8 +108,13 @@
   tick();
   if (targets.length) {
     connect();
+    // Polling also while the socket is up, more slowly: a change made by another process on
+    // the in-memory channel layer of the embedded default (e.g. an expiry) sends no update.
+    let polls = 0;
     window.setInterval(function () {
-      if (!socket || socket.readyState !== WebSocket.OPEN) targets.forEach(refresh);
+      polls += 1;
+      const live = socket && socket.readyState === WebSocket.OPEN;
+      if (!live || polls % 4 === 0) targets.forEach(refresh);
     }, POLL_MS);
   }
 })();
