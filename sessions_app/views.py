@@ -14,6 +14,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -160,21 +161,17 @@ def _panel_context(request, session: SupportSession) -> dict:
     }
 
 
-@run_sessions_required
-@require_GET
-@never_cache
-def session_page(request, reference: str):
-    session = _session_for(request, reference)
-    return render(request, "sessions_app/session.html", _panel_context(request, session))
+PAGE = "sessions_app/session.html"
+PANEL = "sessions_app/_session_panel.html"  # the state part alone, for the live refresh
 
 
 @run_sessions_required
 @require_GET
 @never_cache
-def session_panel(request, reference: str):
-    """The state part of the session page alone, for its live refresh. Never holds a key."""
+def session_page(request, reference: str, template: str = PAGE):
+    """The session page, or its state panel alone; neither ever holds a key."""
     session = _session_for(request, reference)
-    return render(request, "sessions_app/_session_panel.html", _panel_context(request, session))
+    return render(request, template, _panel_context(request, session))
 
 
 @run_sessions_required
@@ -201,60 +198,39 @@ def issue_key(request, reference: str):
     context = _panel_context(request, session)
     context["key_form"] = form
     context["plain_key"] = grouped(plain) if plain else None
-    response = render(request, "sessions_app/session.html", context,
+    response = render(request, PAGE, context,
                       status=200 if plain else 400)
     response["Cache-Control"] = "no-store"  # the key must not linger in any cache
     return response
 
 
-def _transition(request, reference: str, act, done: str):
+# The staff member's one-button steps: the action each calls, and what the page says after it.
+STEPS = {
+    "admit": (actions.admit_customer, gettext_lazy("The customer is admitted.")),
+    "refuse": (
+        actions.refuse_customer,
+        gettext_lazy("The customer was refused; the key can never be used again."),
+    ),
+    "cancel": (
+        actions.cancel_session,
+        gettext_lazy("The session is cancelled; its key no longer works."),
+    ),
+    "end": (actions.end_by_staff, gettext_lazy("The session has ended.")),
+}
+
+
+@run_sessions_required
+@require_POST
+def step(request, reference: str, step: str):
+    """Admit, refuse, cancel or end: one action, then back to the session page."""
+    act, done = STEPS[step]
     session = _session_for(request, reference)
     try:
-        act(session)
+        act(session=session, by_user=request.user, ip=_ip(request))
     except actions.NotYourSession as refusal:
         _refuse_not_yours(request, session, refusal)
     except InvalidTransition as refusal:
         messages.error(request, str(refusal))
     else:
-        messages.success(request, done)
+        messages.success(request, str(done))
     return redirect("session-page", reference=session.reference)
-
-
-@run_sessions_required
-@require_POST
-def admit(request, reference: str):
-    return _transition(
-        request, reference,
-        lambda s: actions.admit_customer(session=s, by_user=request.user, ip=_ip(request)),
-        _("The customer is admitted."),
-    )
-
-
-@run_sessions_required
-@require_POST
-def refuse(request, reference: str):
-    return _transition(
-        request, reference,
-        lambda s: actions.refuse_customer(session=s, by_user=request.user, ip=_ip(request)),
-        _("The customer was refused; the key can never be used again."),
-    )
-
-
-@run_sessions_required
-@require_POST
-def cancel(request, reference: str):
-    return _transition(
-        request, reference,
-        lambda s: actions.cancel_session(session=s, by_user=request.user, ip=_ip(request)),
-        _("The session is cancelled; its key no longer works."),
-    )
-
-
-@run_sessions_required
-@require_POST
-def end(request, reference: str):
-    return _transition(
-        request, reference,
-        lambda s: actions.end_by_staff(session=s, by_user=request.user, ip=_ip(request)),
-        _("The session has ended."),
-    )

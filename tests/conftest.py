@@ -81,3 +81,13 @@ def office_open():
     """The clock stands at a Wednesday 10:00 in Berlin and runs on from there."""
     with time_machine.travel(OPEN_MOMENT, tick=True) as traveller:
         yield traveller
+
+
+@pytest.fixture
+async def thread_connections_closed():
+    """Async tests ran the ORM in sync_to_async's thread: close that thread's connections."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    yield
+    await sync_to_async(connections.close_all)()

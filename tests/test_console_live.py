@@ -1,7 +1,6 @@
 """The console updates without a reload: session changes reach the staff's open pages."""
 
 import pytest
-from django.db import connections
 
 from sessions_app import actions
 from sessions_app.models import SessionState, Team
@@ -9,13 +8,10 @@ from tests.personas import make_staff, sign_in_verified
 from tests.sessions import schedule, waiting_customer
 from tests.test_staff_socket import socket_for, sync
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("office_open")]
-
-
-@pytest.fixture(autouse=True)
-async def _close_thread_connections():
-    yield
-    await sync(connections.close_all)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("office_open", "thread_connections_closed"),
+]
 
 
 async def connected(client, user):

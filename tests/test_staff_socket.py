@@ -3,7 +3,6 @@
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.db import connections
 
 from audit.event_types import EventType
 from audit.models import AuditEvent
@@ -31,14 +30,11 @@ async def refused_with(communicator) -> int:
     return output["code"]
 
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("thread_connections_closed"),
+]
 
-
-@pytest.fixture(autouse=True)
-async def _close_thread_connections():
-    """The ORM ran in sync_to_async's thread; close that thread's connection afterwards."""
-    yield
-    await sync(connections.close_all)
 
 
 async def test_it_welcomes_a_verified_staff_member(client, alice):
