@@ -38,6 +38,21 @@ class EventType(models.TextChoices):
     CUSTOMER_ADMITTED = "session.customer_admitted", _("Customer admitted")
     CUSTOMER_REFUSED = "session.customer_refused", _("Customer refused at admission")
     SESSION_ACCESS_DENIED = "session.access_denied", _("Session refused to a staff member")
+    KEY_REDEMPTION_THROTTLED = "key.redemption_throttled", _(
+        "Key entry blocked after too many wrong keys from one address"
+    )
+    KEY_GUESSING_ALARM = "security.key_guessing_alarm", _(
+        "Alarm: many wrong keys across all addresses within a minute"
+    )
+    ADVISER_NOT_RECOGNISED = "security.adviser_not_recognised", _(
+        "Customer did not recognise the adviser and ended the session"
+    )
+    CSRF_FAILED = "security.csrf_failed", _("Form refused: missing or invalid CSRF token")
+    CONSENT_GIVEN = "consent.given", _("Customer accepted the terms and consented")
+    CONSENT_WITHDRAWN = "consent.withdrawn", _("Customer withdrew consent")
+    CONTROL_GRANTED = "consent.control_granted", _("Customer granted full control")
+    RECEIPT_VIEWED = "consent.receipt_viewed", _("Consent receipt opened by staff")
+    TERMS_PUBLISHED = "terms.published", _("Terms version published")
     AUDIT_VERIFIED = "audit.chain_verified", _("Audit chain verified intact")
     AUDIT_BROKEN = "audit.chain_broken", _("Audit chain verification found a break")
     DEMO_DATA_CREATED = "portal.demo_data_created", _("Demo users created")

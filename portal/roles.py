@@ -29,6 +29,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "sessions_app.view_sessionkey",
         "sessions_app.view_closedday",
         "sessions_app.view_team",
+        "consent.view_termsversion",
+        "consent.view_consentacceptance",
+        "consent.view_consentevent",
     ],
     ADMINISTRATOR: [
         "portal.administer_portal",
@@ -47,6 +50,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "sessions_app.view_team",
         "sessions_app.add_team",
         "sessions_app.change_team",
+        "consent.view_termsversion",
+        "consent.add_termsversion",
+        "consent.change_termsversion",
+        "consent.publish_termsversion",
     ],
 }
 

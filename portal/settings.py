@@ -56,6 +56,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if
 if not ALLOWED_HOSTS:
     raise fail("ALLOWED_HOSTS", "required when PORTAL_DEBUG is off (e.g. portal.bank.example)")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",
@@ -206,6 +207,14 @@ SIGNIN_FAILURES_PER_USER = env_int("PORTAL_SIGNIN_FAILURES_PER_USER", 5, minimum
 SIGNIN_FAILURES_PER_IP = env_int("PORTAL_SIGNIN_FAILURES_PER_IP", 20, minimum=1)
 SIGNIN_FAILURE_WINDOW = env_int("PORTAL_SIGNIN_WINDOW_MINUTES", 15, minimum=1) * 60
 BACKUP_CODE_COUNT = 10
+
+# Wrong session keys: at most this many per address in the window; past the alarm threshold
+# of wrong keys from all addresses within one minute, an alarm event is written.
+KEY_FAILURES_PER_IP = env_int("PORTAL_KEY_FAILURES_PER_IP", 5, minimum=1)
+KEY_FAILURE_WINDOW = env_int("PORTAL_KEY_FAILURE_WINDOW_MINUTES", 15, minimum=1) * 60
+KEY_FAILURE_ALARM_PER_MINUTE = env_int("PORTAL_KEY_FAILURE_ALARM_PER_MINUTE", 30, minimum=1)
+# Requests per address and minute on the public customer pages.
+CUSTOMER_REQUESTS_PER_MINUTE = env_int("PORTAL_CUSTOMER_REQUESTS_PER_MINUTE", 120, minimum=10)
 
 # X-Forwarded-For is believed only from these proxy addresses (comma-separated IPs or CIDRs).
 TRUSTED_PROXIES = env_networks("PORTAL_TRUSTED_PROXIES")

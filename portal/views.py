@@ -1,8 +1,11 @@
+from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from audit.event_types import EventType
+from audit.events import record_for_request
 from portal.health import run_checks
 from portal.roles import role_of
 from portal.staff_access import staff_required
@@ -21,3 +24,11 @@ def healthz(request):
 @staff_required
 def staff_home(request):
     return render(request, "portal/staff_home.html", {"roles": role_of(request.user)})
+
+
+def csrf_failure(request, reason: str = ""):
+    """A form without a valid CSRF token: a clear page instead of Django's, and an audit event."""
+    with transaction.atomic():
+        record_for_request(request, event_type=EventType.CSRF_FAILED,
+                           details={"path": request.path[:200], "reason": reason[:200]})
+    return render(request, "portal/csrf_failure.html", status=403)

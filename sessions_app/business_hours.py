@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -63,6 +63,24 @@ def period_on(day: date) -> Period | None:
     zone = local_zone()
     # Built from the local wall clock, so a DST switch is handled by the zone, not by us.
     return Period(datetime.combine(day, start, zone), datetime.combine(day, end, zone))
+
+
+def weekly_hours() -> list[tuple[str, str, time, time]]:
+    """The weekly hours for display, runs of days with equal hours joined: (first, last,
+    opens, closes) with localized day names; ``last`` is empty for a single day."""
+    from django.utils.dates import WEEKDAYS
+
+    runs: list[list] = []
+    for day in sorted(settings.OPENING_HOURS):
+        hours = settings.OPENING_HOURS[day]
+        if runs and runs[-1][1] == day - 1 and runs[-1][2] == hours:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day, hours])
+    return [
+        (str(WEEKDAYS[first]), str(WEEKDAYS[last]) if last != first else "", *hours)
+        for first, last, hours in runs
+    ]
 
 
 def is_open(moment: datetime | None = None) -> bool:

@@ -29,7 +29,11 @@ def grouped(key: str) -> str:
     return f"{key[:3]} {key[3:]}"
 
 
+# As read out on the phone: seven digits, or three and four with one space or dash between.
+_TYPED_KEY = re.compile(r"([0-9]{3})[ \-]?([0-9]{4})", re.ASCII)
+
+
 def normalised(typed: str) -> str | None:
-    """The seven digits of a key as typed ("123 4567", "123-4567"), or None if it is not one."""
-    digits = re.sub(r"[\s\-.]", "", typed or "")
-    return digits if len(digits) == KEY_DIGITS and digits.isascii() and digits.isdigit() else None
+    """The seven digits of a key as typed ("1234567", "123 4567", "123-4567"), or None."""
+    match = _TYPED_KEY.fullmatch((typed or "").strip())
+    return match.group(1) + match.group(2) if match else None

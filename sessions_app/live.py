@@ -15,19 +15,24 @@ def team_group(team_id: int) -> str:
     return f"staff-team-{team_id}"
 
 
+def session_group(session_id: int) -> str:
+    """Every open connection of one session: customer, staff member and observers."""
+    return f"session-{session_id}"
+
+
 def session_changed(session) -> None:
-    """Queue an update for the assigned staff member and their team, sent once committed."""
+    """Queue an update for the staff console (the assigned staff member and their team) and for
+    every connection of the session, sent once committed."""
     groups = [staff_group(session.assigned_to_id)]
     if session.team_id:
         groups.append(team_group(session.team_id))
-    message = {
-        "type": "console.update",
-        "data": {"session": session.reference, "state": session.state},
-    }
+    data = {"session": session.reference, "state": session.state}
+    messages = [(group, {"type": "console.update", "data": data}) for group in groups]
+    messages.append((session_group(session.pk), {"type": "session.state", "data": data}))
 
     def send() -> None:
         layer = get_channel_layer()
-        for group in groups:
+        for group, message in messages:
             async_to_sync(layer.group_send)(group, message)
 
     transaction.on_commit(send)

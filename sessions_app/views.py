@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from audit.event_types import EventType
 from audit.events import record_for_request
 from audit.models import AuditEvent
+from consent.models import ConsentAcceptance, control_granted
 from portal import client_ip
 from portal.staff_access import staff_required
 from sessions_app import actions, business_hours
@@ -156,6 +157,8 @@ def _panel_context(request, session: SupportSession) -> dict:
         "mine": session.assigned_to_id == request.user.pk,
         "live_key": live_key,
         "key_form": IssueKeyForm(),
+        "consent": ConsentAcceptance.objects.filter(session=session).first(),
+        "control": control_granted(session),
         "history": AuditEvent.objects.filter(session_ref=session.reference).order_by("seq"),
         "States": SessionState,
     }

@@ -187,7 +187,9 @@ def test_a_key_works_only_inside_its_slot(alice, office_open):
 
 
 @pytest.mark.parametrize(
-    "typed", ["", "123456", "12345678", "abcdefg", "１２３４５６７", "0" * 500]
+    "typed",
+    ["", "123456", "12345678", "abcdefg", "１２３４５６７", "0" * 500, "1 2 3 4 5 6 7",
+     "1234 567", "123  4567", "123.4567", "123 - 4567", "12a4567"],
 )
 def test_malformed_keys_get_the_same_answer(db, typed):
     with pytest.raises(actions.KeyRejected):

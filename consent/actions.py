@@ -1,0 +1,126 @@
+"""Every change to terms and consent: atomic, audited in the same transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audit.event_types import EventType
+from audit.events import Actor, record
+from consent.models import (
+    ConsentAcceptance,
+    ConsentEvent,
+    ConsentEventKind,
+    TermsVersion,
+)
+from sessions_app import actions as session_actions
+from sessions_app import live
+from sessions_app.models import EndReason, SessionState, SupportSession
+
+
+class ConsentRefused(Exception):
+    """The consent cannot be recorded; the message is for the customer."""
+
+
+class TermsReplaced(ConsentRefused):
+    """The customer read a version that is no longer the current one."""
+
+
+@dataclass(frozen=True)
+class Answers:
+    accepted_terms: bool
+    it_permission: bool
+    share_screen: bool
+    full_control: bool
+
+
+@transaction.atomic
+def publish_terms(*, terms: TermsVersion, by_user: AbstractBaseUser, ip: str | None = None) -> None:
+    """Publish a draft: from now on it is what customers accept, and it never changes."""
+    claimed = TermsVersion.objects.filter(pk=terms.pk, published_at__isnull=True).update(
+        published_at=timezone.now(), published_by=by_user
+    )
+    if claimed != 1:
+        raise ConsentRefused(_("This version is already published."))
+    terms.refresh_from_db()
+    record(
+        event_type=EventType.TERMS_PUBLISHED, actor=Actor.staff(by_user), ip=ip,
+        details={"version": terms.version, "language": terms.language, "sha256": terms.sha256},
+    )
+
+
+@transaction.atomic
+def give_consent(
+    *,
+    session: SupportSession,
+    terms_id: int,
+    language: str,
+    answers: Answers,
+    ip: str | None,
+    user_agent: str = "",
+) -> ConsentAcceptance:
+    """Record the customer's consent to the current terms; (a) to (c) are required."""
+    session = SupportSession.objects.select_for_update().get(pk=session.pk)
+    if session.state not in (SessionState.CUSTOMER_WAITING, SessionState.ACTIVE):
+        raise ConsentRefused(_("This session has ended."))
+    if ConsentAcceptance.objects.filter(session=session).exists():
+        raise ConsentRefused(_("You have already agreed; nothing more to do here."))
+    if not (answers.accepted_terms and answers.it_permission and answers.share_screen):
+        raise ConsentRefused(_("Please tick the first three boxes to continue."))
+    current = TermsVersion.objects.current(language)
+    if current is None or current.pk != terms_id:
+        raise TermsReplaced(
+            _("The terms were updated while you were reading. Please read the new version.")
+        )
+    now = timezone.now()
+    acceptance = ConsentAcceptance.objects.create(
+        session=session,
+        terms=current,
+        terms_sha256=current.sha256,
+        language=current.language,
+        customer_name=session.customer_entered_name,
+        accepted_terms=answers.accepted_terms,
+        it_permission=answers.it_permission,
+        share_screen=answers.share_screen,
+        full_control=answers.full_control,
+        accepted_at=now,
+        ip=ip,
+        user_agent=user_agent[:300],
+    )
+    by = Actor.customer(session.customer_entered_name or "customer")
+    session.audit(
+        EventType.CONSENT_GIVEN, by=by, ip=ip, terms_version=current.version,
+        terms_language=current.language, terms_sha256=current.sha256,
+        accepted_terms=True, it_permission=True, share_screen=True,
+        full_control=answers.full_control,
+    )
+    if answers.full_control:
+        ConsentEvent.objects.create(
+            session=session, kind=ConsentEventKind.CONTROL_GRANTED, at=now, ip=ip
+        )
+        session.audit(EventType.CONTROL_GRANTED, by=by, ip=ip, at_consent=True)
+    live.session_changed(session)
+    return acceptance
+
+
+@transaction.atomic
+def end_by_customer(
+    *, session: SupportSession, ip: str | None, adviser_not_recognised: bool = False
+) -> None:
+    """The customer ends the session: consent withdrawn, key burnt, everyone told."""
+    by = Actor.customer(session.customer_entered_name or "customer")
+    session_actions.end_session(session=session, reason=EndReason.CUSTOMER_ENDED, by=by, ip=ip)
+    if ConsentAcceptance.objects.filter(session=session).exists():
+        ConsentEvent.objects.create(
+            session=session, kind=ConsentEventKind.CONSENT_WITHDRAWN, at=session.ended_at, ip=ip
+        )
+        session.audit(EventType.CONSENT_WITHDRAWN, by=by, ip=ip)
+    if adviser_not_recognised:
+        session.audit(
+            EventType.ADVISER_NOT_RECOGNISED, by=by, ip=ip,
+            adviser=session.assigned_to.get_username(),
+        )

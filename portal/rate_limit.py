@@ -1,0 +1,43 @@
+"""Requests per client address and minute on public pages, counted in the shared cache."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+from portal import client_ip
+
+
+def allow(ip: str | None, *, limit: int, bucket: str) -> bool:
+    """Count this request; False once the address made more than ``limit`` this minute."""
+    key = f"rate:{bucket}:{ip or 'unknown'}:{int(time.time() // 60)}"
+    cache.add(key, 0, timeout=120)
+    try:
+        return cache.incr(key) <= limit
+    except ValueError:  # evicted between add and incr
+        cache.add(key, 1, timeout=120)
+        return True
+
+
+def customer_rate_limited(view):
+    """Answer 429 to an address that asks for customer pages too often."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        ip = client_ip.for_request(request).ip
+        if not allow(ip, limit=settings.CUSTOMER_REQUESTS_PER_MINUTE, bucket="customer"):
+            response = render(
+                request, "portal/too_many.html",
+                {"message": _("Too many requests from your network. Please wait a minute.")},
+                status=429,
+            )
+            response["Retry-After"] = "60"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
