@@ -1,6 +1,8 @@
 """Sessions and keys in the admin: read-only for review, with no key material anywhere."""
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from sessions_app.models import ClosedDay, SessionKey, SupportSession, Team
@@ -47,11 +49,25 @@ class SupportSessionAdmin(ReadOnlyAdmin):
         (_("Staff"), {"fields": ("assigned_to", "team", "scheduled_by")}),
         (_("Slot"), {"fields": ("slot_start", "slot_end")}),
         (_("Customer at admission"),
-         {"fields": ("customer_entered_name", "customer_ip", "customer_user_agent")}),
+         {"fields": ("customer_entered_name", "customer_ip", "customer_user_agent",
+                     "consent_receipt")}),
         (_("Timeline"), {"fields": ("created_at", "key_issued_at", "customer_waiting_at",
                                     "admitted_at", "ended_at", "cancelled_at", "expired_at",
                                     "refused_at")}),
     ]
+
+
+    readonly_fields = ("consent_receipt",)
+
+    @admin.display(description=_("Consent"))
+    def consent_receipt(self, obj):
+        from consent.models import ConsentAcceptance
+
+        consent = ConsentAcceptance.objects.filter(session=obj).first()
+        if consent is None:
+            return _("No consent given.")
+        url = reverse("admin:consent_consentacceptance_receipt", args=[consent.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Open the receipt"))
 
 
 @admin.register(SessionKey)

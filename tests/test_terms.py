@@ -166,3 +166,11 @@ def test_the_database_itself_refuses_a_consent_without_the_three_boxes(alice, of
             full_control=False, accepted_at=session.created_at,
         )
     assert connection.vendor in ("sqlite", "postgresql")
+
+
+def test_the_session_in_the_admin_links_to_its_receipt(english, bob, alice, office_open):
+    consent = _consented(alice)
+    sign_in_verified(english, bob)
+    page = english.get(reverse("admin:sessions_app_supportsession_change",
+                               args=[consent.session.pk])).text
+    assert reverse("admin:consent_consentacceptance_receipt", args=[consent.pk]) in page
