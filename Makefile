@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# Browser tests drive Debian's Chromium (apt package chromium); Playwright's download is not used.
+CHROMIUM := /usr/bin/chromium
 # Fixed test-only values; production reads real ones from the environment.
 TEST_ENV := SECRET_KEY=test-only-secret-key-never-used-in-production-0123456789abcdef \
 	ALLOWED_HOSTS=testserver,localhost,127.0.0.1 PORTAL_TLS=0 PORTAL_CACHE_PREFIX=portal-test \
@@ -31,6 +33,8 @@ $(INSTALLED): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	@command -v msgfmt >/dev/null || (apt-get update -qq && apt-get install -y -qq gettext)
+	@test -x $(CHROMIUM) || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	touch $@
 
 messages: install

@@ -18,6 +18,7 @@ from consent import actions
 from consent.models import ConsentAcceptance, ConsentEvent, TermsVersion
 from consent.views import receipt_context
 from portal import client_ip
+from portal.admin_site import ReadOnlyAdmin
 
 
 @admin.register(TermsVersion)
@@ -82,21 +83,8 @@ class TermsVersionAdmin(admin.ModelAdmin):
         return render(request, "admin/consent/termsversion/publish.html", context)
 
 
-class ReadOnly(admin.ModelAdmin):
-    actions = None
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ConsentAcceptance)
-class ConsentAcceptanceAdmin(ReadOnly):
+class ConsentAcceptanceAdmin(ReadOnlyAdmin):
     list_display = ("session", "customer_name", "terms", "full_control", "accepted_at",
                     "receipt_link")
     list_filter = ("terms", "full_control", "accepted_at")
@@ -128,7 +116,7 @@ class ConsentAcceptanceAdmin(ReadOnly):
 
 
 @admin.register(ConsentEvent)
-class ConsentEventAdmin(ReadOnly):
+class ConsentEventAdmin(ReadOnlyAdmin):
     list_display = ("session", "kind", "at", "by_customer", "ip")
     list_filter = ("kind", "at")
     search_fields = ("=session__reference",)

@@ -2,6 +2,7 @@
 
 from urllib.parse import urlencode
 
+from django.contrib import admin
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -19,3 +20,18 @@ class PortalAdminSite(OTPAdminSite):
         # Signed in with the password already: only the code is missing.
         step = "staff-login-otp" if request.user.is_authenticated else "staff-login"
         return redirect(f"{reverse(step)}?{urlencode({'next': next_url})}")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Evidence in the admin: shown for review, never added, changed or deleted there."""
+
+    actions = None
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -229,9 +229,10 @@ AUDIT_VERIFICATION_MAX_AGE = env_int("PORTAL_AUDIT_VERIFY_MAX_AGE_HOURS", 48, mi
 # Weekly opening hours in TIME_ZONE; public holidays of HOLIDAY_STATE and the closed days
 # administrators enter in the admin are closed all day.
 OPENING_HOURS = env_opening_hours("PORTAL_OPENING_HOURS", "mon-fri 08:00-18:00")
-HOLIDAY_STATE = env_str("PORTAL_HOLIDAY_STATE", "NW")
-if HOLIDAY_STATE not in holidays.Germany.subdivisions:
-    raise fail("PORTAL_HOLIDAY_STATE", f"unknown German state {HOLIDAY_STATE!r}; e.g. NW, BY, BE")
+HOLIDAY_STATE = env_str("PORTAL_HOLIDAY_STATE", "NW")  # "none": open on public holidays too
+if HOLIDAY_STATE != "none" and HOLIDAY_STATE not in holidays.Germany.subdivisions:
+    raise fail("PORTAL_HOLIDAY_STATE",
+               f"unknown German state {HOLIDAY_STATE!r}; e.g. NW, BY, BE, or none")
 # A key's lifetime: the default offered when issuing, and the administrator's maximum.
 KEY_LIFETIME_MAX = env_int("PORTAL_KEY_LIFETIME_MAX_MINUTES", 60, minimum=1, maximum=24 * 60)
 KEY_LIFETIME_DEFAULT = env_int(

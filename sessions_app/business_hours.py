@@ -48,9 +48,10 @@ def closed_reason(day: date) -> str | None:
 
     if day.weekday() not in settings.OPENING_HOURS:
         return "weekend"
-    holiday = _public_holidays(settings.HOLIDAY_STATE, day.year).get(day)
-    if holiday:
-        return str(holiday)
+    if settings.HOLIDAY_STATE != "none":
+        holiday = _public_holidays(settings.HOLIDAY_STATE, day.year).get(day)
+        if holiday:
+            return str(holiday)
     closed = ClosedDay.objects.filter(date=day).values_list("reason", flat=True).first()
     return closed
 

@@ -8,6 +8,9 @@ from django.core.cache import cache
 
 from tests.personas import PERSONAS, make_staff
 
+# Real-browser fixtures: live_portal, browser, page (see tests/browser.py).
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
