@@ -53,6 +53,18 @@ class EventType(models.TextChoices):
     CONTROL_GRANTED = "consent.control_granted", _("Customer granted full control")
     RECEIPT_VIEWED = "consent.receipt_viewed", _("Consent receipt opened by staff")
     TERMS_PUBLISHED = "terms.published", _("Terms version published")
+    CONTROL_REQUESTED = "consent.control_requested", _("Adviser asked for full control")
+    CONTROL_DENIED = "consent.control_denied", _("Customer denied full control")
+    CONTROL_REVOKED = "consent.control_revoked", _("Customer revoked full control")
+    CONTROL_RELEASED = "consent.control_released", _(
+        "Adviser gave full control back or withdrew the request"
+    )
+    LIVE_TOKEN_ISSUED = "live.token_issued", _("Live connection token issued to the customer")
+    LIVE_CONNECTED = "live.connected", _("Live connection opened")
+    LIVE_DISCONNECTED = "live.disconnected", _("Live connection closed")
+    LIVE_REFUSED = "live.refused", _("Live connection or message refused")
+    SHARING_PAUSED = "live.sharing_paused", _("Customer paused screen sharing")
+    SHARING_RESUMED = "live.sharing_resumed", _("Customer resumed screen sharing")
     AUDIT_VERIFIED = "audit.chain_verified", _("Audit chain verified intact")
     AUDIT_BROKEN = "audit.chain_broken", _("Audit chain verification found a break")
     DEMO_DATA_CREATED = "portal.demo_data_created", _("Demo users created")

@@ -124,3 +124,71 @@ def end_by_customer(
             EventType.ADVISER_NOT_RECOGNISED, by=by, ip=ip,
             adviser=session.assigned_to.get_username(),
         )
+
+
+# --- Control during the live session: every step a stored consent event ---------------------
+
+
+def _latest_control_event(session: SupportSession) -> ConsentEvent | None:
+    return ConsentEvent.objects.filter(
+        session=session,
+        kind__in=[ConsentEventKind.CONTROL_REQUESTED, ConsentEventKind.CONTROL_GRANTED,
+                  ConsentEventKind.CONTROL_DENIED, ConsentEventKind.CONTROL_REVOKED,
+                  ConsentEventKind.CONTROL_RELEASED],
+    ).order_by("-at", "-pk").first()
+
+
+def _control_step(session, kind, event_type, *, by: Actor, by_customer: bool, ip, allowed_after):
+    session = SupportSession.objects.select_for_update().get(pk=session.pk)
+    if session.state != SessionState.ACTIVE:
+        raise ConsentRefused(_("The session is not active."))
+    latest = _latest_control_event(session)
+    if (latest.kind if latest else None) not in allowed_after:
+        raise ConsentRefused(_("That is not possible at this point."))
+    ConsentEvent.objects.create(session=session, kind=kind, at=timezone.now(),
+                                by_customer=by_customer, ip=ip)
+    session.audit(event_type, by=by, ip=ip)
+
+
+@transaction.atomic
+def request_control(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
+    """The adviser asks for full control; the customer will be prompted."""
+    session_actions.check_assigned(session, by_user)
+    _control_step(session, ConsentEventKind.CONTROL_REQUESTED, EventType.CONTROL_REQUESTED,
+                  by=Actor.staff(by_user), by_customer=False, ip=ip,
+                  allowed_after={None, ConsentEventKind.CONTROL_DENIED,
+                                 ConsentEventKind.CONTROL_REVOKED,
+                                 ConsentEventKind.CONTROL_RELEASED})
+
+
+@transaction.atomic
+def answer_control(*, session: SupportSession, grant: bool, ip=None) -> None:
+    """The customer grants or denies the pending request."""
+    kind = ConsentEventKind.CONTROL_GRANTED if grant else ConsentEventKind.CONTROL_DENIED
+    event = EventType.CONTROL_GRANTED if grant else EventType.CONTROL_DENIED
+    _control_step(session, kind, event, by=Actor.customer(session.customer_entered_name),
+                  by_customer=True, ip=ip, allowed_after={ConsentEventKind.CONTROL_REQUESTED})
+
+
+@transaction.atomic
+def revoke_control(*, session: SupportSession, ip=None) -> None:
+    """The customer takes control back, at any time."""
+    _control_step(session, ConsentEventKind.CONTROL_REVOKED, EventType.CONTROL_REVOKED,
+                  by=Actor.customer(session.customer_entered_name), by_customer=True, ip=ip,
+                  allowed_after={ConsentEventKind.CONTROL_GRANTED})
+
+
+@transaction.atomic
+def release_control(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
+    """The adviser gives control back, or withdraws a request not yet answered."""
+    session_actions.check_assigned(session, by_user)
+    _control_step(session, ConsentEventKind.CONTROL_RELEASED, EventType.CONTROL_RELEASED,
+                  by=Actor.staff(by_user), by_customer=False, ip=ip,
+                  allowed_after={ConsentEventKind.CONTROL_GRANTED,
+                                 ConsentEventKind.CONTROL_REQUESTED})
+
+
+def control_pending(session: SupportSession) -> bool:
+    """Whether the adviser's request for control waits for the customer's answer."""
+    latest = _latest_control_event(session)
+    return latest is not None and latest.kind == ConsentEventKind.CONTROL_REQUESTED

@@ -160,6 +160,9 @@ class ConsentEventKind(models.TextChoices):
     CONTROL_GRANTED = "control_granted", _("Customer granted full control")
     CONTROL_DENIED = "control_denied", _("Customer denied full control")
     CONTROL_REVOKED = "control_revoked", _("Customer revoked full control")
+    CONTROL_RELEASED = "control_released", _(
+        "Adviser gave control back or withdrew the request"
+    )
     CONSENT_WITHDRAWN = "consent_withdrawn", _("Customer withdrew consent and ended the session")
 
 

@@ -188,6 +188,17 @@ def status(request, session):
 
 @customer_page
 @require_POST
+def live_token(request, session):
+    """A single-use token for the live socket, for the bound browser of an active session."""
+    try:
+        token = session_actions.issue_live_token(session=session, ip=_ip(request))
+    except session_actions.SessionRuleError as refused:
+        return JsonResponse({"error": str(refused)}, status=409)
+    return JsonResponse({"token": token, "socket": "/ws/live/customer/"})
+
+
+@customer_page
+@require_POST
 def end(request, session):
     """End the session now: works in every state after the key, even before admission."""
     if session.state in (SessionState.CUSTOMER_WAITING, SessionState.ACTIVE):

@@ -213,6 +213,20 @@ BACKUP_CODE_COUNT = 10
 KEY_FAILURES_PER_IP = env_int("PORTAL_KEY_FAILURES_PER_IP", 5, minimum=1)
 KEY_FAILURE_WINDOW = env_int("PORTAL_KEY_FAILURE_WINDOW_MINUTES", 15, minimum=1) * 60
 KEY_FAILURE_ALARM_PER_MINUTE = env_int("PORTAL_KEY_FAILURE_ALARM_PER_MINUTE", 30, minimum=1)
+# The live session (docs/protocol.md): the largest message in bytes (daphne allows 1 MiB), the
+# messages per second one socket may send, how often clients send a heartbeat, how long a lost
+# customer may take to come back before the session ends, and how many bytes of screen a viewer
+# may have unacknowledged before tiles are dropped in favour of a fresh keyframe.
+LIVE_MAX_MESSAGE_BYTES = env_int("PORTAL_LIVE_MAX_MESSAGE_BYTES", 512 * 1024, minimum=64 * 1024,
+                                 maximum=1024 * 1024 - 1024)
+LIVE_MAX_MESSAGES_PER_SECOND = env_int("PORTAL_LIVE_MAX_MESSAGES_PER_SECOND", 200, minimum=10)
+LIVE_HEARTBEAT_SECONDS = env_int("PORTAL_LIVE_HEARTBEAT_SECONDS", 5, minimum=1)
+LIVE_GRACE_SECONDS = env_int("PORTAL_LIVE_GRACE_SECONDS", 30, minimum=5)
+LIVE_VIEWER_WINDOW_BYTES = env_int("PORTAL_LIVE_VIEWER_WINDOW_BYTES", 2 * 1024 * 1024,
+                                   minimum=256 * 1024)
+if LIVE_VIEWER_WINDOW_BYTES < LIVE_MAX_MESSAGE_BYTES:
+    raise fail("PORTAL_LIVE_VIEWER_WINDOW_BYTES",
+               "must be at least PORTAL_LIVE_MAX_MESSAGE_BYTES, or a keyframe could never pass")
 # Requests per address and minute on the public customer pages.
 CUSTOMER_REQUESTS_PER_MINUTE = env_int("PORTAL_CUSTOMER_REQUESTS_PER_MINUTE", 120, minimum=10)
 

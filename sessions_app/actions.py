@@ -18,9 +18,11 @@ from audit.event_types import EventType
 from audit.events import Actor, record
 from sessions_app import business_hours, keys, live
 from sessions_app.models import (
+    ChatMessage,
     EndReason,
     InvalidTransition,
     KeyState,
+    LiveToken,
     SessionKey,
     SessionState,
     SupportSession,
@@ -43,7 +45,7 @@ class KeyRejected(Exception):
     """A key that does not open a session. Deliberately one reason for every cause."""
 
 
-def _check_assigned(session: SupportSession, user: AbstractBaseUser) -> None:
+def check_assigned(session: SupportSession, user: AbstractBaseUser) -> None:
     if session.assigned_to_id != user.pk:
         raise NotYourSession(_("Only the assigned staff member can do this."))
 
@@ -136,7 +138,7 @@ def issue_key(
     ip: str | None = None,
 ) -> tuple[str, SessionKey]:
     """Issue a new key (revoking any earlier one) and return it in plain text, this once."""
-    _check_assigned(session, by_user)
+    check_assigned(session, by_user)
     lifetime = lifetime_minutes or settings.KEY_LIFETIME_DEFAULT
     if not 1 <= lifetime <= settings.KEY_LIFETIME_MAX:
         raise SessionRuleError(
@@ -242,14 +244,14 @@ def _redeem(*, typed_key: str, customer_name: str, ip: str | None, user_agent: s
 
 @transaction.atomic
 def admit_customer(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
-    _check_assigned(session, by_user)
+    check_assigned(session, by_user)
     session.admit(by=Actor.staff(by_user), ip=ip)
     live.session_changed(session)
 
 
 @transaction.atomic
 def refuse_customer(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
-    _check_assigned(session, by_user)
+    check_assigned(session, by_user)
     session.refuse(by=Actor.staff(by_user), ip=ip)
     live.session_changed(session)
 
@@ -257,7 +259,7 @@ def refuse_customer(*, session: SupportSession, by_user: AbstractBaseUser, ip=No
 @transaction.atomic
 def cancel_session(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
     """Call off a session before the customer arrived; its key stops working."""
-    _check_assigned(session, by_user)
+    check_assigned(session, by_user)
     now = timezone.now()
     session.move_to(SessionState.CANCELLED, at=now)
     by = Actor.staff(by_user)
@@ -279,7 +281,7 @@ def end_session(*, session: SupportSession, reason: str, by: Actor, ip=None) -> 
 @transaction.atomic
 def end_by_staff(*, session: SupportSession, by_user: AbstractBaseUser, ip=None) -> None:
     """The assigned staff member ends the session (or sends a waiting customer away)."""
-    _check_assigned(session, by_user)
+    check_assigned(session, by_user)
     end_session(session=session, reason=EndReason.STAFF_ENDED, by=Actor.staff(by_user), ip=ip)
 
 
@@ -309,3 +311,125 @@ def expire_session(session_id: int, *, now: datetime) -> bool:
         session.audit(EventType.SESSION_EXPIRED, by=by, slot_end=session.slot_end)
         live.session_changed(session)
     return True
+
+
+# --- The live session (see docs/protocol.md) ---------------------------------------------------
+
+
+class LiveRefused(Exception):
+    """A live connection the rules refuse; ``code`` is the protocol's close code."""
+
+    def __init__(self, code: int, reason: str):
+        self.code, self.reason = code, reason
+        super().__init__(reason)
+
+
+@transaction.atomic
+def issue_live_token(*, session: SupportSession, ip: str | None = None) -> str:
+    """A fresh single-use token for the admitted customer's browser to open the live socket."""
+    if session.state != SessionState.ACTIVE:
+        raise SessionRuleError(_("The session is not active."))
+    plain = keys.new_token()
+    token = LiveToken.objects.create(session=session, token_hmac=keys.key_hmac(plain))
+    session.audit(EventType.LIVE_TOKEN_ISSUED, by=Actor.customer(session.customer_entered_name),
+                  ip=ip, token_id=token.pk)
+    return plain
+
+
+@transaction.atomic
+def connect_customer(*, token: str, channel: str, ip: str | None = None) -> SupportSession:
+    """Claim a token for one connection; refuse a used token or a second connection."""
+    from sessions_app import protocol
+
+    now = timezone.now()
+    found = (
+        LiveToken.objects.select_related("session")
+        .filter(token_hmac=keys.key_hmac(token))
+        .first()
+        if keys.is_token(token) else None
+    )
+    if found is None:
+        _refuse_live(None, protocol.CLOSE_BAD_TOKEN, "unknown token", ip)
+    session = SupportSession.objects.select_for_update().get(pk=found.session_id)
+    claimed = LiveToken.objects.filter(pk=found.pk, used_at__isnull=True).update(used_at=now)
+    if claimed != 1:
+        _refuse_live(session, protocol.CLOSE_BAD_TOKEN, "token already used", ip)
+    if session.state != SessionState.ACTIVE:
+        _refuse_live(session, protocol.CLOSE_BAD_TOKEN, "session not active", ip)
+    if session.customer_channel:
+        _refuse_live(session, protocol.CLOSE_DUPLICATE, "second customer connection", ip)
+    SupportSession.objects.filter(pk=session.pk).update(customer_channel=channel,
+                                                        customer_lost_at=None)
+    session.customer_channel, session.customer_lost_at = channel, None
+    session.audit(EventType.LIVE_CONNECTED, by=Actor.customer(session.customer_entered_name),
+                  ip=ip, role="customer", token_id=found.pk)
+    return session
+
+
+def _refuse_live(session, code: int, reason: str, ip: str | None):
+    # The claim rolls back; the consumer audits the refusal (record_live_refusal) afterwards.
+    raise LiveRefused(code, reason)
+
+
+def record_live_refusal(*, session_ref: str, role: str, code: int, reason: str,
+                        actor: Actor, ip: str | None) -> None:
+    """Audit a refused connection or message (called after the refusing transaction)."""
+    with transaction.atomic():
+        record(event_type=EventType.LIVE_REFUSED, actor=actor, ip=ip, session_ref=session_ref,
+               details={"role": role, "close_code": code, "reason": reason})
+
+
+@transaction.atomic
+def disconnect_customer(*, session: SupportSession, channel: str, ip: str | None = None) -> bool:
+    """The customer's connection closed; if the session still runs, the grace period starts."""
+    from sessions_app import tasks
+
+    now = timezone.now()
+    released = SupportSession.objects.filter(pk=session.pk, customer_channel=channel).update(
+        customer_channel="", customer_lost_at=now
+    )
+    if released != 1:
+        return False
+    session.refresh_from_db()
+    session.audit(EventType.LIVE_DISCONNECTED, by=Actor.customer(session.customer_entered_name),
+                  ip=ip, role="customer")
+    if session.state == SessionState.ACTIVE:
+        transaction.on_commit(lambda: tasks.end_if_still_lost.apply_async(
+            args=[session.pk, now.isoformat()], countdown=settings.LIVE_GRACE_SECONDS
+        ))
+    return True
+
+
+def end_if_still_lost(session_id: int, *, lost_at: datetime) -> bool:
+    """After the grace period: end the session if the customer has not come back since."""
+    with transaction.atomic():
+        session = SupportSession.objects.select_for_update().filter(pk=session_id).first()
+        if (session is None or session.state != SessionState.ACTIVE or session.customer_channel
+                or session.customer_lost_at != lost_at):
+            return False
+        end_session(session=session, reason=EndReason.CONNECTION_LOST,
+                    by=Actor.system("connection watch"))
+    return True
+
+
+@transaction.atomic
+def set_sharing_paused(*, session: SupportSession, paused: bool, ip: str | None = None) -> bool:
+    """The customer pauses (no screen, no input) or resumes; False if nothing changed."""
+    changed = SupportSession.objects.filter(
+        pk=session.pk, state=SessionState.ACTIVE, sharing_paused=not paused
+    ).update(sharing_paused=paused)
+    if changed != 1:
+        return False
+    session.sharing_paused = paused
+    session.audit(EventType.SHARING_PAUSED if paused else EventType.SHARING_RESUMED,
+                  by=Actor.customer(session.customer_entered_name), ip=ip)
+    return True
+
+
+@transaction.atomic
+def post_chat(*, session: SupportSession, sender: str, label: str, text: str) -> ChatMessage:
+    """Store one chat line for the transcript (the relay forwards it after this)."""
+    if session.state != SessionState.ACTIVE:
+        raise SessionRuleError(_("The session is not active."))
+    return ChatMessage.objects.create(session=session, sender=sender, sender_label=label[:200],
+                                      text=text.strip())

@@ -37,3 +37,15 @@ def normalised(typed: str) -> str | None:
     """The seven digits of a key as typed ("1234567", "123 4567", "123-4567"), or None."""
     match = _TYPED_KEY.fullmatch((typed or "").strip())
     return match.group(1) + match.group(2) if match else None
+
+
+TOKEN_BYTES = 32
+
+
+def new_token() -> str:
+    """A single-use live-connection token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def is_token(value: str) -> bool:
+    return isinstance(value, str) and 32 <= len(value) <= 64 and value.isascii()

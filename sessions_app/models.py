@@ -143,6 +143,13 @@ class SupportSession(models.Model):
                                              blank=True)
     customer_ip = models.GenericIPAddressField(_("customer's address"), null=True, blank=True)
     customer_user_agent = models.CharField(_("customer's browser"), max_length=300, blank=True)
+    # The live session: the customer's one open connection (a channel name), whether the
+    # customer paused sharing, and when the customer's connection was last lost.
+    customer_channel = models.CharField(_("customer connection"), max_length=200, blank=True,
+                                        editable=False)
+    sharing_paused = models.BooleanField(_("sharing paused"), default=False)
+    customer_lost_at = models.DateTimeField(_("customer connection lost at"), null=True,
+                                            blank=True)
 
     objects = SupportSessionQuerySet.as_manager()
 
@@ -250,3 +257,47 @@ class SessionKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session.reference} key {self.pk} ({self.get_state_display()})"
+
+
+class LiveToken(models.Model):
+    """A single-use token that lets the admitted customer's browser open the live socket."""
+
+    session = models.ForeignKey(
+        SupportSession, verbose_name=_("session"), on_delete=models.PROTECT,
+        related_name="live_tokens",
+    )
+    token_hmac = models.CharField(_("token HMAC"), max_length=64, unique=True, editable=False)
+    issued_at = models.DateTimeField(_("issued at"), default=timezone.now)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("live token")
+        verbose_name_plural = _("live tokens")
+
+    def __str__(self) -> str:
+        return f"{self.session.reference} token {self.pk}"
+
+
+class ChatMessage(models.Model):
+    """One chat line of a live session, kept for the transcript."""
+
+    class Sender(models.TextChoices):
+        CUSTOMER = "customer", _("Customer")
+        STAFF = "staff", _("Staff member")
+
+    session = models.ForeignKey(
+        SupportSession, verbose_name=_("session"), on_delete=models.PROTECT,
+        related_name="chat_messages",
+    )
+    sender = models.CharField(_("from"), max_length=10, choices=Sender.choices)
+    sender_label = models.CharField(_("name"), max_length=200)
+    text = models.TextField(_("text"))
+    sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["sent_at", "pk"]
+        verbose_name = _("chat message")
+        verbose_name_plural = _("chat messages")
+
+    def __str__(self) -> str:
+        return f"{self.session.reference} {self.sender} {self.sent_at:%H:%M:%S}"

@@ -1,8 +1,11 @@
 """Celery tasks of support sessions: thin, idempotent, claiming rows with conditional UPDATEs."""
 
+from datetime import datetime
+
 from celery import shared_task
 from django.utils import timezone
 
+from sessions_app import actions
 from sessions_app.actions import expire_key, expire_session
 from sessions_app.models import KeyState, SessionKey, SessionState, SupportSession
 
@@ -23,3 +26,10 @@ def expire_overdue() -> dict:
     keys = sum(expire_key(pk, now=now) for pk in list(key_ids))
     sessions = sum(expire_session(pk, now=now) for pk in list(session_ids))
     return {"keys": keys, "sessions": sessions}
+
+
+@shared_task
+def end_if_still_lost(session_id: int, lost_at: str) -> bool:
+    """After the grace period: end the session with "connection lost" unless the customer is
+    back. Safe to run twice: the second run finds the session ended."""
+    return actions.end_if_still_lost(session_id, lost_at=datetime.fromisoformat(lost_at))

@@ -9,6 +9,7 @@ urlpatterns = [
     path("<str:reference>/panel", views.session_page, {"template": views.PANEL},
          name="session-panel"),
     path("<str:reference>/key", views.issue_key, name="session-issue-key"),
+    path("<str:reference>/live", views.live_viewer, name="session-live"),
     *(
         path(f"<str:reference>/{name}", views.step, {"step": name}, name=f"session-{name}")
         for name in views.STEPS

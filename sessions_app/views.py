@@ -237,3 +237,50 @@ def step(request, reference: str, step: str):
     else:
         messages.success(request, str(done))
     return redirect("session-page", reference=session.reference)
+
+
+@run_sessions_required
+@require_GET
+@never_cache
+def live_viewer(request, reference: str):
+    """The assigned staff member's view of the customer's screen, with chat and control."""
+    session = _session_for(request, reference)
+    if session.assigned_to_id != request.user.pk:
+        _refuse_not_yours(request, session, actions.NotYourSession(
+            _("Only the assigned staff member can do this.")))
+    if session.state != SessionState.ACTIVE:
+        messages.info(request, _("The live view opens once the customer is admitted."))
+        return redirect("session-page", reference=session.reference)
+    return render(request, "sessions_app/live.html", {
+        "session": session, "role": "staff",
+        "socket_path": f"/ws/live/staff/{session.reference}/",
+    })
+
+
+@staff_required(permission="portal.review_evidence")
+@require_GET
+@never_cache
+def observe_list(request):
+    """Active sessions a compliance officer may watch live (four-eyes)."""
+    active = SupportSession.objects.filter(state=SessionState.ACTIVE).select_related(
+        "assigned_to").order_by("admitted_at")
+    return render(request, "sessions_app/observe_list.html", {"sessions": active})
+
+
+@staff_required(permission="portal.review_evidence")
+@require_GET
+@never_cache
+def observe(request, reference: str):
+    """Watch an active session read-only; the customer is told an observer is present."""
+    session = SupportSession.objects.filter(reference=reference,
+                                            state=SessionState.ACTIVE).first()
+    if session is None:
+        with transaction.atomic():
+            record_for_request(request, event_type=EventType.SESSION_ACCESS_DENIED,
+                               session_ref=reference[:20],
+                               details={"path": request.path[:200]})
+        raise Http404(_("No such session."))
+    return render(request, "sessions_app/live.html", {
+        "session": session, "role": "observer",
+        "socket_path": f"/ws/live/observe/{session.reference}/",
+    })

@@ -1,0 +1,507 @@
+"""The live session's sockets: customer, staff member and observer. See docs/protocol.md.
+
+Thin consumers: authenticate, check each message against the protocol, call an action, and
+relay through the channel layer. Screen tiles are checked (header only) and forwarded without
+touching the database: the relay is the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from audit.events import Actor
+from consent import actions as consent_actions
+from consent.models import control_granted
+from portal import client_ip
+from portal.staff_access import verified_staff_user
+from sessions_app import actions, protocol
+from sessions_app.live import session_group
+from sessions_app.models import ChatMessage, InvalidTransition, SessionState, SupportSession
+
+RUN_SESSIONS = "portal.run_sessions"
+OBSERVE_SESSIONS = "portal.review_evidence"
+HISTORY_LINES = 50
+KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds between one viewer's keyframe requests
+INPUT_RACE_SECONDS = 2.0  # input this soon after control ended or a pause is dropped quietly
+
+
+def viewers_group(session_id: int) -> str:
+    return f"session-{session_id}-viewers"
+
+
+def customer_group(session_id: int) -> str:
+    return f"session-{session_id}-customer"
+
+
+class RateLimit:
+    """A token bucket: at most ``rate`` messages per second, with bursts up to ``rate``."""
+
+    def __init__(self, rate: int):
+        self.rate, self.tokens, self.stamp = rate, float(rate), time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@database_sync_to_async
+def _audit_refusal(session_ref: str, role: str, code: int, reason: str, actor, ip):
+    # ``actor`` is called here: naming a staff actor reads their roles from the database.
+    actions.record_live_refusal(session_ref=session_ref, role=role, code=code, reason=reason,
+                                actor=actor(), ip=ip)
+
+
+@database_sync_to_async
+def _chat_history(session: SupportSession) -> list[dict]:
+    lines = ChatMessage.objects.filter(session=session).order_by("-sent_at", "-pk")[:HISTORY_LINES]
+    return [chat_json(line) for line in reversed(lines)]
+
+
+def chat_json(line: ChatMessage) -> dict:
+    return {"type": "chat", "from": line.sender, "name": line.sender_label, "text": line.text,
+            "at": line.sent_at.isoformat()}
+
+
+@database_sync_to_async
+def _live_state(session: SupportSession) -> dict:
+    session.refresh_from_db()
+    return {"state": session.state, "paused": session.sharing_paused,
+            "control": control_granted(session),
+            "control_pending": consent_actions.control_pending(session),
+            "customer_present": bool(session.customer_channel)}
+
+
+def limits() -> dict:
+    return {"heartbeat_seconds": settings.LIVE_HEARTBEAT_SECONDS,
+            "max_message_bytes": settings.LIVE_MAX_MESSAGE_BYTES,
+            "max_messages_per_second": settings.LIVE_MAX_MESSAGES_PER_SECOND}
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """What all three sockets share: limits, schema checks, refusals, the session's events."""
+
+    role = ""
+
+    async def websocket_connect(self, message):
+        self.session: SupportSession | None = None
+        self.ended = False
+        self.closing = False
+        self.rate = RateLimit(settings.LIVE_MAX_MESSAGES_PER_SECOND)
+        self.ip = client_ip.for_scope(self.scope).ip
+        self.groups_joined: list[str] = []
+        self.paused = False
+        self.control = False
+        self.input_stopped_at = 0.0
+        await super().websocket_connect(message)
+
+    # --- Sending and refusing ---------------------------------------------------------------
+
+    async def send_json(self, data: dict) -> None:
+        import json
+
+        await self.send(text_data=json.dumps(data, separators=(",", ":")))
+
+    def actor(self) -> Actor:
+        return Actor.anonymous("live socket")
+
+    async def refuse(self, code: int, reason: str) -> None:
+        """Close with ``code``, audit it, and tell the other party of the session."""
+        if self.closing:
+            return
+        self.closing = True
+        reference = self.session.reference if self.session else ""
+        await _audit_refusal(reference, self.role, code, reason, self.actor, self.ip)
+        if self.session is not None:
+            await self.broadcast({"type": "peer_refused", "role": self.role, "code": code,
+                                  "reason": reason})
+        await self.send_json({"type": "error", "code": code, "reason": reason})
+        await self.close(code=code)
+
+    async def broadcast(self, message: dict, *, include_self: bool = False) -> None:
+        """A JSON message to every socket of the session (not this one, unless asked)."""
+        await self.channel_layer.group_send(session_group(self.session.pk), {
+            "type": "live.message", "message": message,
+            "exclude": "" if include_self else self.channel_name,
+        })
+
+    async def join(self, *groups: str) -> None:
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+
+    async def disconnect(self, code):
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # --- Receiving --------------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.closing:
+            return
+        size = len(bytes_data) if bytes_data is not None else len(text_data or "")
+        try:
+            if size > settings.LIVE_MAX_MESSAGE_BYTES:
+                raise protocol.ProtocolError(protocol.CLOSE_TOO_LARGE, "message too large")
+            if not self.rate.allow():
+                raise protocol.ProtocolError(protocol.CLOSE_TOO_FAST, "too many messages")
+            if self.ended:
+                raise protocol.ProtocolError(protocol.CLOSE_NOT_ALLOWED, "session has ended")
+            if bytes_data is not None:
+                await self.receive_screen(bytes_data)
+                return
+            message = protocol.parse_control(text_data, role=self.role)
+            await getattr(self, f"on_{message['type']}")(message)
+        except protocol.ProtocolError as refused:
+            await self.refuse(refused.code, refused.reason)
+        except (actions.SessionRuleError, consent_actions.ConsentRefused,
+                InvalidTransition) as refused:
+            await self.send_json({"type": "error", "code": 0, "reason": str(refused)})
+
+    async def receive_screen(self, data: bytes) -> None:
+        raise protocol.ProtocolError(protocol.CLOSE_BAD_MESSAGE, "binary messages not allowed")
+
+    async def on_heartbeat(self, message: dict) -> None:
+        self.last_seen = time.monotonic()
+        await self.send_json({"type": "heartbeat", "server_ms": int(time.time() * 1000)})
+
+    # --- The session's events, from the channel layer ---------------------------------------
+
+    async def live_message(self, event: dict) -> None:
+        if event.get("exclude") == self.channel_name or self.closing:
+            return
+        message = event["message"]
+        if message["type"] == "sharing":
+            self.paused = message["paused"]
+            if message["paused"]:
+                self.input_stopped_at = time.monotonic()
+        elif message["type"] == "control":
+            if self.control and not message["granted"]:
+                self.input_stopped_at = time.monotonic()
+            self.control = message["granted"]
+        await self.send_json(message)
+        await self.after_message(message)
+
+    async def after_message(self, message: dict) -> None:
+        """A hook for what a socket does once it has passed a session message on."""
+
+    async def session_state(self, event: dict) -> None:
+        """From sessions_app.live: the session changed state; once over, every socket closes."""
+        state = event["data"]["state"]
+        if state != SessionState.ACTIVE and not self.closing:
+            self.ended = True
+            self.closing = True
+            reason = await database_sync_to_async(
+                lambda: SupportSession.objects.filter(pk=self.session.pk)
+                .values_list("end_reason", flat=True).first()
+            )()
+            await self.send_json({"type": "ended", "state": state, "reason": reason or state})
+            await self.close(code=protocol.CLOSE_ENDED)
+
+
+class ViewerMixin:
+    """Screen tiles to a viewer, with flow control: at most LIVE_VIEWER_WINDOW_BYTES
+    unacknowledged; past that, tiles are dropped until a fresh keyframe arrives."""
+
+    def start_flow(self) -> None:
+        self.inflight: deque[tuple[int, int]] = deque()
+        self.inflight_bytes = 0
+        self.awaiting_keyframe = False
+        self.last_keyframe_request = 0.0
+        self.dropped = 0
+
+    async def request_keyframe(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_keyframe_request >= KEYFRAME_REQUEST_INTERVAL:
+            self.last_keyframe_request = now
+            await self.channel_layer.group_send(customer_group(self.session.pk),
+                                                {"type": "live.keyframe"})
+
+    async def screen_tile(self, event: dict) -> None:
+        data = event["data"]
+        if self.awaiting_keyframe and not event["keyframe"]:
+            self.dropped += 1  # stale: a keyframe will replace it
+            await self.request_keyframe()
+            return
+        if self.inflight and self.inflight_bytes + len(data) > settings.LIVE_VIEWER_WINDOW_BYTES:
+            self.dropped += 1
+            first_drop = not self.awaiting_keyframe
+            self.awaiting_keyframe = True
+            await self.request_keyframe(force=first_drop)  # the first drop asks at once
+            return
+        if event["keyframe"]:
+            self.awaiting_keyframe = False
+        self.inflight.append((event["seq"], len(data)))
+        self.inflight_bytes += len(data)
+        await self.send(bytes_data=data)
+
+    async def on_ack(self, message: dict) -> None:
+        while self.inflight and self.inflight[0][0] <= message["seq"]:
+            self.inflight_bytes -= self.inflight.popleft()[1]
+
+    async def customer_arrived(self) -> None:
+        """A new customer connection numbers its tiles afresh: start the window anew, wait for
+        its keyframe, and tell the customer who is watching."""
+        self.inflight.clear()
+        self.inflight_bytes = 0
+        self.awaiting_keyframe = True
+        await self.announce(True)
+        await self.request_keyframe(force=True)
+
+
+class CustomerConsumer(LiveConsumer):
+    """The admitted customer's browser: sends the screen, chats, answers control requests."""
+
+    role = "customer"
+
+    async def connect(self):
+        await self.accept()  # no subprotocol, no compression: see docs/protocol.md
+        self.last_seen = time.monotonic()
+        self.watch = asyncio.ensure_future(self.watch_heartbeat(first_message=True))
+
+    def actor(self) -> Actor:
+        name = self.session.customer_entered_name if self.session else "customer"
+        return Actor.customer(name or "customer")
+
+    async def watch_heartbeat(self, *, first_message: bool) -> None:
+        """Close a socket that says hello too late or stops sending heartbeats."""
+        limit = settings.LIVE_HEARTBEAT_SECONDS * 3
+        try:
+            while not self.closing:
+                await asyncio.sleep(settings.LIVE_HEARTBEAT_SECONDS / 2)
+                if time.monotonic() - self.last_seen > limit:
+                    await self.refuse(protocol.CLOSE_TIMEOUT, "no hello" if self.session is None
+                                      else "heartbeat missing")
+                    return
+        except asyncio.CancelledError:
+            pass
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.session is None and not self.closing:
+            # Before the hello only the hello itself: a token, never the seven-digit key.
+            try:
+                message = protocol.parse_control(text_data or "", role=self.role) \
+                    if bytes_data is None else {"type": "binary"}
+            except protocol.ProtocolError as refused:
+                await self.refuse(refused.code, refused.reason)
+                return
+            if message["type"] != "hello":
+                await self.refuse(protocol.CLOSE_BAD_TOKEN, "hello with a token first")
+                return
+            await self.on_hello(message)
+            return
+        self.last_seen = time.monotonic()
+        await super().receive(text_data=text_data, bytes_data=bytes_data)
+
+    async def on_hello(self, message: dict) -> None:
+        try:
+            self.session = await database_sync_to_async(actions.connect_customer)(
+                token=message["token"], channel=self.channel_name, ip=self.ip
+            )
+        except actions.LiveRefused as refused:
+            await self.refuse(refused.code, refused.reason)
+            return
+        self.last_seen = time.monotonic()
+        await self.join(session_group(self.session.pk), customer_group(self.session.pk))
+        state = await _live_state(self.session)
+        self.paused, self.control = state["paused"], state["control"]
+        await self.send_json({
+            "type": "welcome", "protocol": protocol.PROTOCOL_VERSION, "role": self.role,
+            "session": self.session.reference, **state, **limits(),
+            "chat": await _chat_history(self.session),
+        })
+        await self.broadcast({"type": "peer", "role": "customer", "present": True})
+
+    async def disconnect(self, code):
+        if getattr(self, "watch", None):
+            self.watch.cancel()
+        if self.session is not None:
+            await database_sync_to_async(actions.disconnect_customer)(
+                session=self.session, channel=self.channel_name, ip=self.ip
+            )
+            if not self.ended:
+                await self.broadcast({"type": "peer", "role": "customer", "present": False})
+        await super().disconnect(code)
+
+    async def receive_screen(self, data: bytes) -> None:
+        if self.paused:
+            raise protocol.ProtocolError(protocol.CLOSE_NOT_ALLOWED, "screen while paused")
+        tile = protocol.parse_tile(data)
+        await self.channel_layer.group_send(viewers_group(self.session.pk), {
+            "type": "screen.tile", "data": data, "seq": tile.seq, "keyframe": tile.keyframe,
+        })
+
+    async def on_chat(self, message: dict) -> None:
+        line = await database_sync_to_async(actions.post_chat)(
+            session=self.session, sender=ChatMessage.Sender.CUSTOMER,
+            label=self.session.customer_entered_name, text=message["text"],
+        )
+        await self.broadcast(chat_json(line), include_self=True)
+
+    async def _control(self, step, name: str, **kwargs) -> None:
+        await database_sync_to_async(step)(session=self.session, ip=self.ip, **kwargs)
+        granted = await database_sync_to_async(control_granted)(self.session)
+        self.control = granted
+        await self.broadcast({"type": "control", "granted": granted, "by": "customer",
+                              "step": name}, include_self=True)
+
+    async def on_control_grant(self, message: dict) -> None:
+        await self._control(consent_actions.answer_control, "granted", grant=True)
+
+    async def on_control_deny(self, message: dict) -> None:
+        await self._control(consent_actions.answer_control, "denied", grant=False)
+
+    async def on_control_revoke(self, message: dict) -> None:
+        await self._control(consent_actions.revoke_control, "revoked")
+
+    async def _sharing(self, paused: bool) -> None:
+        await database_sync_to_async(actions.set_sharing_paused)(
+            session=self.session, paused=paused, ip=self.ip
+        )
+        self.paused = paused
+        await self.broadcast({"type": "sharing", "paused": paused}, include_self=True)
+
+    async def on_pause(self, message: dict) -> None:
+        await self._sharing(True)
+
+    async def on_resume(self, message: dict) -> None:
+        await self._sharing(False)
+
+    async def on_end(self, message: dict) -> None:
+        await database_sync_to_async(consent_actions.end_by_customer)(
+            session=self.session, ip=self.ip
+        )
+
+    async def live_keyframe(self, event: dict) -> None:
+        if not self.closing:
+            await self.send_json({"type": "keyframe_request"})
+
+    async def live_input(self, event: dict) -> None:
+        if not self.closing:
+            await self.send_json(event["message"])
+
+
+class StaffConsumer(ViewerMixin, LiveConsumer):
+    """The assigned, OTP-verified staff member: watches, chats, asks for control, gives input."""
+
+    role = "staff"
+    permission = RUN_SESSIONS
+
+    async def connect(self):
+        await self.accept()
+        self.start_flow()
+        self.user = await verified_staff_user(self.scope, permission=self.permission)
+        if self.user is None:
+            self.closing = True
+            await self.close(code=protocol.CLOSE_NOT_VERIFIED)
+            return
+        self.session = await self.find_session(self.scope["url_route"]["kwargs"]["reference"])
+        if self.session is None:
+            await self.refuse(protocol.CLOSE_FORBIDDEN, "no such active session for this user")
+            return
+        await self.join(session_group(self.session.pk), viewers_group(self.session.pk))
+        state = await _live_state(self.session)
+        self.paused, self.control = state["paused"], state["control"]
+        await database_sync_to_async(self.audit_join)()
+        await self.send_json({
+            "type": "welcome", "protocol": protocol.PROTOCOL_VERSION, "role": self.role,
+            "session": self.session.reference, **state, **limits(),
+            "chat": await _chat_history(self.session),
+        })
+        await self.announce(True)
+        await self.request_keyframe(force=True)
+
+    def actor(self) -> Actor:
+        user = getattr(self, "user", None)
+        return Actor.staff(user) if user is not None else Actor.anonymous("live socket")
+
+    @database_sync_to_async
+    def find_session(self, reference: str) -> SupportSession | None:
+        return SupportSession.objects.filter(
+            reference=reference, assigned_to=self.user, state=SessionState.ACTIVE
+        ).first()
+
+    def audit_join(self) -> None:
+        from django.db import transaction
+
+        from audit.event_types import EventType
+
+        with transaction.atomic():
+            self.session.audit(EventType.LIVE_CONNECTED, by=self.actor(), ip=self.ip,
+                               role=self.role)
+
+    async def after_message(self, message: dict) -> None:
+        if message["type"] == "peer" and message["role"] == "customer" and message["present"]:
+            await self.customer_arrived()
+
+    async def announce(self, present: bool) -> None:
+        await self.broadcast({"type": "peer", "role": self.role, "present": present,
+                              "name": self.user.get_full_name() or self.user.get_username()})
+
+    async def disconnect(self, code):
+        if self.session is not None and getattr(self, "user", None) is not None:
+            if not self.ended:
+                await self.announce(False)
+        await super().disconnect(code)
+
+    async def on_chat(self, message: dict) -> None:
+        line = await database_sync_to_async(actions.post_chat)(
+            session=self.session, sender=ChatMessage.Sender.STAFF,
+            label=self.user.get_full_name() or self.user.get_username(), text=message["text"],
+        )
+        await self.broadcast(chat_json(line), include_self=True)
+
+    async def on_control_request(self, message: dict) -> None:
+        await database_sync_to_async(consent_actions.request_control)(
+            session=self.session, by_user=self.user, ip=self.ip
+        )
+        await self.broadcast({"type": "control_request"}, include_self=True)
+
+    async def on_control_release(self, message: dict) -> None:
+        await database_sync_to_async(consent_actions.release_control)(
+            session=self.session, by_user=self.user, ip=self.ip
+        )
+        self.control = False
+        await self.broadcast({"type": "control", "granted": False, "by": "staff",
+                              "step": "released"}, include_self=True)
+
+    async def on_input(self, message: dict) -> None:
+        if not self.control or self.paused:
+            if time.monotonic() - self.input_stopped_at < INPUT_RACE_SECONDS:
+                # Sent before this socket heard of the revocation or pause: dropped, not
+                # punished.
+                await self.send_json({"type": "error", "code": 0, "reason": "input dropped"})
+                return
+            raise protocol.ProtocolError(protocol.CLOSE_NOT_ALLOWED,
+                                         "input without control" if not self.control
+                                         else "input while paused")
+        await self.channel_layer.group_send(customer_group(self.session.pk),
+                                            {"type": "live.input", "message": message})
+
+    async def on_end(self, message: dict) -> None:
+        await database_sync_to_async(actions.end_by_staff)(
+            session=self.session, by_user=self.user, ip=self.ip
+        )
+
+
+class ObserverConsumer(StaffConsumer):
+    """A compliance officer watching live (four-eyes), read-only; the customer is told."""
+
+    role = "observer"
+    permission = OBSERVE_SESSIONS
+
+    @database_sync_to_async
+    def find_session(self, reference: str) -> SupportSession | None:
+        return SupportSession.objects.filter(reference=reference,
+                                             state=SessionState.ACTIVE).first()
+
