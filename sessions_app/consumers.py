@@ -381,6 +381,7 @@ class CustomerConsumer(LiveConsumer):
         await database_sync_to_async(consent_actions.end_by_customer)(
             session=self.session, ip=self.ip
         )
+        self.ended = True  # anything after this is refused; the close follows
 
     async def live_keyframe(self, event: dict) -> None:
         if not self.closing:
@@ -492,6 +493,7 @@ class StaffConsumer(ViewerMixin, LiveConsumer):
         await database_sync_to_async(actions.end_by_staff)(
             session=self.session, by_user=self.user, ip=self.ip
         )
+        self.ended = True  # anything after this is refused; the close follows
 
 
 class ObserverConsumer(StaffConsumer):

@@ -446,3 +446,15 @@ def test_the_protocol_constants_match_the_document():
         for kind in kinds:
             assert f"`{kind}`" in text, (role, kind)
     assert json.dumps(protocol.PROTOCOL_VERSION) in text
+
+
+async def test_any_message_after_the_end_is_refused(alice):
+    session, cust, viewer = await both(alice)
+    await viewer.send_json_to({"type": "end"})
+    await viewer.send_json_to({"type": "chat", "text": "one more thing"})
+    assert await closed_with(viewer) in (protocol.CLOSE_NOT_ALLOWED, protocol.CLOSE_ENDED)
+    assert await closed_with(cust) == protocol.CLOSE_ENDED
+    assert not await sync(lambda: ChatMessage.objects.exists())
+    refused = await sync(refusals)
+    assert refused in ([], [{"role": "staff", "close_code": 4423,
+                             "reason": "session has ended"}])
