@@ -17,6 +17,7 @@ from sessions_app import actions
 from sessions_app.models import EndReason, SessionState
 from tests.browser import axe_violations, in_sync_thread
 from tests.personas import events
+from tests.sessions import wait_for_a_whole_slot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -65,10 +66,11 @@ def shipped_terms():
 
 
 def keyed_session(user):
+    minutes = wait_for_a_whole_slot()
     now = timezone.now()
     session = actions.schedule_session(
         by_user=user, customer_name="Muster GmbH", call_note="Call, ticket 4711",
-        slot_start=now, slot_end=now + timedelta(minutes=30),
+        slot_start=now, slot_end=now + timedelta(minutes=minutes),
     )
     key, _ = actions.issue_key(session=session, by_user=user)
     return session, f"{key[:3]} {key[3:]}"
