@@ -26,6 +26,7 @@ test: install messages
 bench: install
 	$(TEST_ENV) $(PY) bench/audit_chain.py
 	$(TEST_ENV) $(PY) bench/key_redemption.py
+	$(TEST_ENV) $(PY) bench/relay.py
 
 install: $(INSTALLED)
 

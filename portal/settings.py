@@ -147,7 +147,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{CACHE_PREFIX}:asgi"},
+            "CONFIG": {
+                # channels-redis blocks 5 s per read; redis-py 8 times reads out after 5 s
+                # unless told otherwise, which closed idle sockets with 1011.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": f"{CACHE_PREFIX}:asgi",
+                # Per channel; all sockets of one daphne process share one inbox.
+                "capacity": 500,
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
@@ -224,6 +231,8 @@ LIVE_HEARTBEAT_SECONDS = env_int("PORTAL_LIVE_HEARTBEAT_SECONDS", 5, minimum=1)
 LIVE_GRACE_SECONDS = env_int("PORTAL_LIVE_GRACE_SECONDS", 30, minimum=5)
 LIVE_VIEWER_WINDOW_BYTES = env_int("PORTAL_LIVE_VIEWER_WINDOW_BYTES", 2 * 1024 * 1024,
                                    minimum=256 * 1024)
+# A tile that waited longer than this in the server is dropped for a fresh keyframe.
+LIVE_MAX_TILE_AGE_SECONDS = env_int("PORTAL_LIVE_MAX_TILE_AGE_MS", 1000, minimum=100) / 1000
 if LIVE_VIEWER_WINDOW_BYTES < LIVE_MAX_MESSAGE_BYTES:
     raise fail("PORTAL_LIVE_VIEWER_WINDOW_BYTES",
                "must be at least PORTAL_LIVE_MAX_MESSAGE_BYTES, or a keyframe could never pass")

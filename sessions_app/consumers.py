@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import deque
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -92,6 +93,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
     """What all three sockets share: limits, schema checks, refusals, the session's events."""
 
     role = ""
+
+    async def dispatch(self, message):
+        # Channels closes stale database connections before every message, one hop to the
+        # sync thread each time: on the relay that is three hops per tile. These consumers
+        # touch the database only through database_sync_to_async, which does it itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_connect(self, message):
         self.session: SupportSession | None = None
@@ -214,6 +224,7 @@ class ViewerMixin:
     unacknowledged; past that, tiles are dropped until a fresh keyframe arrives."""
 
     def start_flow(self) -> None:
+        self.last_seq: int | None = None
         self.inflight: deque[tuple[int, int]] = deque()
         self.inflight_bytes = 0
         self.awaiting_keyframe = False
@@ -229,7 +240,16 @@ class ViewerMixin:
 
     async def screen_tile(self, event: dict) -> None:
         data = event["data"]
-        if self.awaiting_keyframe and not event["keyframe"]:
+        seq, keyframe = event["seq"], event["keyframe"]
+        if not keyframe and not self.awaiting_keyframe and (
+            (self.last_seq is not None and seq != self.last_seq + 1)  # lost on the way
+            or time.time() - event["relayed_at"] > settings.LIVE_MAX_TILE_AGE_SECONDS
+        ):
+            # A gap or a stale tile: the picture would be wrong or late; wait for a keyframe.
+            self.awaiting_keyframe = True
+            await self.request_keyframe(force=True)
+        self.last_seq = seq
+        if self.awaiting_keyframe and not keyframe:
             self.dropped += 1  # stale: a keyframe will replace it
             await self.request_keyframe()
             return
@@ -254,6 +274,7 @@ class ViewerMixin:
         its keyframe, and tell the customer who is watching."""
         self.inflight.clear()
         self.inflight_bytes = 0
+        self.last_seq = None
         self.awaiting_keyframe = True
         await self.announce(True)
         await self.request_keyframe(force=True)
@@ -339,6 +360,7 @@ class CustomerConsumer(LiveConsumer):
         tile = protocol.parse_tile(data)
         await self.channel_layer.group_send(viewers_group(self.session.pk), {
             "type": "screen.tile", "data": data, "seq": tile.seq, "keyframe": tile.keyframe,
+            "relayed_at": time.time(),
         })
 
     async def on_chat(self, message: dict) -> None:

@@ -77,3 +77,16 @@ async def test_a_rolled_back_change_tells_nobody(client, alice):
     await sync(fail_inside_a_transaction)
     assert await communicator.receive_nothing(timeout=0.5)
     await communicator.disconnect()
+
+
+@pytest.mark.skipif("RedisChannelLayer" not in __import__("django.conf").conf.settings
+                    .CHANNEL_LAYERS["default"]["BACKEND"], reason="the Redis layer only")
+async def test_an_idle_socket_stays_open_on_redis(client, alice):
+    """redis-py 8 timed reads out after 5 s while channels-redis waits 5 s: idle sockets died."""
+    import asyncio
+
+    communicator = await connected(client, alice)
+    await asyncio.sleep(7)
+    session = await sync(schedule, alice)
+    assert (await next_update(communicator))["session"] == session.reference
+    await communicator.disconnect()

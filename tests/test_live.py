@@ -458,3 +458,31 @@ async def test_any_message_after_the_end_is_refused(alice):
     refused = await sync(refusals)
     assert refused in ([], [{"role": "staff", "close_code": 4423,
                              "reason": "session has ended"}])
+
+
+async def test_a_lost_tile_makes_the_viewer_wait_for_a_keyframe(alice):
+    session, cust, viewer = await both(alice)
+    first = tile(1, keyframe=True)
+    await cust.send_to(bytes_data=first)
+    assert await viewer.receive_from(timeout=5) == first
+    await cust.send_to(bytes_data=tile(3))  # tile 2 never arrived
+    assert await next_of(cust, "keyframe_request")
+    assert await viewer.receive_nothing(timeout=0.3)
+    keyframe = tile(4, keyframe=True)
+    await cust.send_to(bytes_data=keyframe)
+    assert await viewer.receive_from(timeout=5) == keyframe
+    await cust.disconnect()
+    await viewer.disconnect()
+
+
+async def test_a_tile_that_waited_too_long_is_dropped(alice, settings):
+    settings.LIVE_MAX_TILE_AGE_SECONDS = -1  # every tile is already too old
+    session, cust, viewer = await both(alice)
+    await cust.send_to(bytes_data=tile(1))
+    assert await next_of(cust, "keyframe_request")
+    assert await viewer.receive_nothing(timeout=0.3)
+    keyframe = tile(2, keyframe=True)  # keyframes always pass
+    await cust.send_to(bytes_data=keyframe)
+    assert await viewer.receive_from(timeout=5) == keyframe
+    await cust.disconnect()
+    await viewer.disconnect()
