@@ -22,11 +22,11 @@ Three processes of this file take part besides daphne:
 
 * the orchestrator (no arguments): Django, the throw-away database, the sessions, daphne;
 * ``--client``: the load generator. Its WebSocket client is autobahn on asyncio, the library
-  daphne itself is built on (``websockets`` and ``aiohttp`` are not in requirements.lock).
+  daphne itself is built on, so that the client side is the same for both relays.
   It cannot run inside the Django process: daphne's app config imports autobahn's Twisted
   flavour, which binds txaio to Twisted. It offers no permessage-deflate, and checks that
   none was negotiated; a separate raw handshake records whether each server would accept it.
-* ``--bare-relay PORT``: the bare relay, also autobahn on asyncio.
+* ``--bare-relay PORT``: the bare relay, written with the ``websockets`` library.
 
 Latency is the receive time minus the send time of the same tile in the client process
 (``time.perf_counter_ns`` carried in the first 8 bytes of the payload); it includes both
@@ -159,52 +159,44 @@ class CpuMeter:
 
 
 # ============================================================================================
-# The bare relay (``--bare-relay PORT``): no Django, autobahn on asyncio.
+# The bare relay (``--bare-relay PORT``): no Django, the ``websockets`` library.
 # ============================================================================================
 
 
 def bare_relay(port: int) -> None:
-    from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
+    """``/send/<id>`` and ``/recv/<id>``: binary messages of the sender go to the receiver;
+    anything else (heartbeats, acks) is read and dropped. The ``websockets`` library, with
+    permessage-deflate switched off and 1 MiB messages, as daphne has them."""
+    import websockets
 
-    pairs: dict[str, dict[str, WebSocketServerProtocol]] = {}
+    pairs: dict[str, dict[str, object]] = {}
 
-    class Relay(WebSocketServerProtocol):
-        """``/send/<id>`` and ``/recv/<id>``: binary messages of the sender go to the receiver;
-        anything else (heartbeats, acks) is read and dropped."""
+    async def relay(connection) -> None:
+        role, pair = connection.request.path.strip("/").split("/")[-2:]
+        members = pairs.setdefault(pair, {})
+        members[role] = connection
+        try:
+            async for message in connection:
+                if isinstance(message, bytes) and role == "send":
+                    receiver = members.get("recv")
+                    if receiver is not None:
+                        await receiver.send(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if members.get(role) is connection:
+                del members[role]
 
-        def onConnect(self, request):
-            self.role, self.pair = request.path.strip("/").split("/")[-2:]
-            return None  # no subprotocol
+    async def serve() -> None:
+        stop = asyncio.get_running_loop().create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
+        async with websockets.serve(relay, "127.0.0.1", port, compression=None,
+                                    max_size=2**20, max_queue=None):
+            print(f"bare relay listening on 127.0.0.1:{port}", flush=True)
+            await stop
 
-        def onOpen(self):
-            pairs.setdefault(self.pair, {})[self.role] = self
-
-        def onMessage(self, payload, isBinary):
-            if isBinary and self.role == "send":
-                receiver = pairs.get(self.pair, {}).get("recv")
-                if receiver is not None:
-                    receiver.sendMessage(payload, isBinary=True)
-
-        def onClose(self, wasClean, code, reason):
-            members = pairs.get(getattr(self, "pair", ""), {})
-            if members.get(getattr(self, "role", "")) is self:
-                del members[self.role]
-
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    factory = WebSocketServerFactory(f"ws://127.0.0.1:{port}", loop=loop)
-    factory.protocol = Relay
-    # As daphne has them: 1 MiB messages and frames; permessage-deflate is not accepted
-    # (autobahn's default, as in daphne).
-    factory.setProtocolOptions(maxMessagePayloadSize=2**20, maxFramePayloadSize=2**20)
-    server = loop.run_until_complete(loop.create_server(factory, "127.0.0.1", port))
-    loop.add_signal_handler(signal.SIGTERM, loop.stop)
-    loop.add_signal_handler(signal.SIGINT, loop.stop)
-    print(f"bare relay listening on 127.0.0.1:{port}", flush=True)
-    try:
-        loop.run_forever()
-    finally:
-        server.close()
+    asyncio.run(serve())
 
 
 # ============================================================================================
