@@ -99,10 +99,12 @@ async def next_of(communicator, kind, *, limit=10):
 
 
 async def closed_with(communicator):
-    """Read until the socket closes; return its close code."""
+    """Read until the socket closes; return its close code. Then let the consumer see the
+    disconnect, as daphne would, so that it finishes before the test's event loop does."""
     for _ in range(20):
         output = await communicator.receive_output(timeout=5)
         if output["type"] == "websocket.close":
+            await communicator.disconnect()
             return output["code"]
     raise AssertionError("socket did not close")
 

@@ -1,0 +1,617 @@
+"""The session recording format, version 1: constants defined once. See docs/recording-format.md.
+
+A recording is a directory of segment files. Each segment starts with a fixed header that
+chains it to the previous segment by SHA-256, then a full-screen keyframe, then records. Each
+record has a fixed 16-byte header and a payload: screen messages exactly as the relay carried
+them, everything else as UTF-8 JSON. Standard library only, so an auditor can verify a
+recording years later without the portal.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+FORMAT_VERSION = 1
+MAGIC = b"FWREC\r\n\x1a"  # like PNG's: a text-mode copy or a truncated transfer breaks it visibly
+
+# --- Segments -------------------------------------------------------------------------------
+# magic 8s, version u16, flags u16, session 32s (UTF-8, zero-padded), number u32,
+# previous segment SHA-256 32s, start_us u64 — network byte order.
+SEGMENT_HEADER = struct.Struct("!8sHH32sI32sQ")
+SEGMENT_HEADER_BYTES = SEGMENT_HEADER.size  # 88
+SESSION_REF_BYTES = 32
+SEGMENT_FLAG_KEYFRAME = 0x0001  # the first record is a keyframe (unset only before any screen)
+SEGMENT_MAX_BYTES = 8 * 1024 * 1024
+SEGMENT_MAX_US = 60_000_000
+SEGMENT_SUFFIX = ".frec"
+ZERO_HASH = bytes(32)
+MANIFEST_NAME = "manifest.json"
+
+# --- Records --------------------------------------------------------------------------------
+# type u8, channel u8, flags u8, reserved u8 (0), payload length u32, at_us u64 (microseconds
+# since the session started) — network byte order.
+RECORD_HEADER = struct.Struct("!BBBBIQ")
+RECORD_HEADER_BYTES = RECORD_HEADER.size  # 16
+MAX_PAYLOAD_BYTES = 4 * 1024 * 1024  # far above the relay's largest message (1 MiB)
+
+RECORD_KEYFRAME = 1  # payload: the wire message (28-byte tile header + image), a full screen
+RECORD_TILE = 2  # payload: the wire message (28-byte tile header + image)
+RECORD_RESIZE = 3  # payload: JSON {"w", "h"}
+RECORD_CURSOR = 4  # payload: JSON {"x", "y", "visible"}
+RECORD_INPUT = 5  # payload: JSON, the staff input message (key removed unless allowed)
+RECORD_CHAT = 6  # payload: JSON, the chat message
+RECORD_EVENT = 7  # payload: JSON, a control or consent event
+RECORD_CHECKPOINT = 8  # payload: running SHA-256 32s + UTC microseconds since the epoch u64
+RECORD_END = 9  # payload: JSON {"reason"}
+RECORD_TYPES = {
+    RECORD_KEYFRAME: "keyframe",
+    RECORD_TILE: "tile",
+    RECORD_RESIZE: "resize",
+    RECORD_CURSOR: "cursor",
+    RECORD_INPUT: "input",
+    RECORD_CHAT: "chat",
+    RECORD_EVENT: "event",
+    RECORD_CHECKPOINT: "checkpoint",
+    RECORD_END: "end",
+}
+JSON_RECORDS = {RECORD_RESIZE, RECORD_CURSOR, RECORD_INPUT, RECORD_CHAT, RECORD_EVENT, RECORD_END}
+
+CHANNEL_SERVER = 0
+CHANNEL_CUSTOMER = 1
+CHANNEL_STAFF = 2
+CHANNELS = {CHANNEL_SERVER: "server", CHANNEL_CUSTOMER: "customer", CHANNEL_STAFF: "staff"}
+
+FLAG_REPEATED = 0x01  # a keyframe repeated at a segment start, not sent again by the customer
+FLAG_KEY_REMOVED = 0x02  # an input record whose key was left out (works-council rule)
+RECORD_FLAGS = FLAG_REPEATED | FLAG_KEY_REMOVED
+
+CHECKPOINT = struct.Struct("!32sQ")
+CHECKPOINT_RECORD_BYTES = RECORD_HEADER_BYTES + CHECKPOINT.size  # 56
+CHECKPOINT_INTERVAL_US = 5_000_000
+
+KEY_EVENTS = {"keydown", "keyup"}
+
+
+class RecordingFailed(Exception):
+    """The recording could not be written; the relay must stop carrying traffic at once."""
+
+
+class RecordingCorrupt(Exception):
+    """A recording that is not exactly what was written: a hash, header or record is wrong."""
+
+
+def segment_name(number: int) -> str:
+    """The file name of segment ``number``."""
+    return f"segment-{number:06d}{SEGMENT_SUFFIX}"
+
+
+def recorded_input(message: dict, *, record_keys: bool = False) -> tuple[dict, bool]:
+    """The form of a staff input message that is recorded, and whether its key was removed."""
+    recorded = dict(message)
+    if recorded.get("event") in KEY_EVENTS and not record_keys:
+        # The works council allows "a key was pressed" but not which one, unless configured.
+        recorded["key"] = None
+        return recorded, True
+    return recorded, False
+
+
+def _json(value: dict) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Record:
+    type: int
+    channel: int
+    flags: int
+    at_us: int
+    payload: bytes
+    segment: int
+    offset: int  # byte offset of the record header in its segment file
+
+    @property
+    def type_name(self) -> str:
+        return RECORD_TYPES[self.type]
+
+    def json(self) -> dict:
+        """The payload of a JSON record, decoded."""
+        return json.loads(self.payload)
+
+    def checkpoint(self) -> tuple[bytes, datetime]:
+        """The running hash and UTC time a checkpoint record carries."""
+        digest, utc_us = CHECKPOINT.unpack(self.payload)
+        return digest, datetime.fromtimestamp(utc_us / 1_000_000, UTC)
+
+
+# --- Writing --------------------------------------------------------------------------------
+
+
+class RecordingWriter:
+    """Writes one session's recording into an empty directory; any OSError is RecordingFailed."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        session_ref: str,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        max_segment_bytes: int = SEGMENT_MAX_BYTES,
+        max_segment_us: int = SEGMENT_MAX_US,
+    ):
+        encoded = session_ref.encode()
+        if not encoded or len(encoded) > SESSION_REF_BYTES or b"\0" in encoded:
+            raise ValueError(f"session reference must be 1–{SESSION_REF_BYTES} bytes")
+        self.directory = Path(directory)
+        self.session_ref = session_ref
+        self._session = encoded
+        self._clock = clock
+        self._max_bytes = max_segment_bytes
+        self._max_us = max_segment_us
+        self._running = hashlib.sha256()
+        self._file = None
+        self._segment_hash = hashlib.sha256()
+        self._previous_hash = ZERO_HASH
+        self._number = -1
+        self._size = 0
+        self._segment_start_us = 0
+        self._records_after_opening = 0  # records the segment holds besides its opening keyframe
+        self._last_keyframe: bytes | None = None
+        self._last_us = 0
+        self._last_checkpoint_us = 0
+        self._closed = False
+        self._ended = False
+        self._failed = False
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if any(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
+                raise FileExistsError(f"{self.directory} already holds a recording")
+        except OSError as exc:
+            self._fail(exc)
+
+    # Public record methods: each returns once the record is handed to the operating system.
+
+    def keyframe(self, wire: bytes, at_us: int) -> None:
+        """Record a full-screen tile exactly as relayed; it also opens later segments."""
+        self._last_keyframe = bytes(wire)
+        self._record(RECORD_KEYFRAME, CHANNEL_CUSTOMER, 0, at_us, self._last_keyframe)
+
+    def tile(self, wire: bytes, at_us: int) -> None:
+        """Record a screen tile exactly as relayed."""
+        self._record(RECORD_TILE, CHANNEL_CUSTOMER, 0, at_us, bytes(wire))
+
+    def resize(self, width: int, height: int, at_us: int) -> None:
+        """Record a new size of the shared screen."""
+        self._record(RECORD_RESIZE, CHANNEL_CUSTOMER, 0, at_us, _json({"w": width, "h": height}))
+
+    def cursor(self, x: float, y: float, at_us: int, *, visible: bool = True) -> None:
+        """Record the customer's pointer position (fractions of the screen)."""
+        payload = _json({"x": x, "y": y, "visible": visible})
+        self._record(RECORD_CURSOR, CHANNEL_CUSTOMER, 0, at_us, payload)
+
+    def input(self, message: dict, at_us: int, *, record_keys: bool = False) -> None:
+        """Record a staff input message; keys only when ``record_keys`` is allowed."""
+        recorded, removed = recorded_input(message, record_keys=record_keys)
+        flags = FLAG_KEY_REMOVED if removed else 0
+        self._record(RECORD_INPUT, CHANNEL_STAFF, flags, at_us, _json(recorded))
+
+    def chat(self, message: dict, at_us: int, *, channel: int) -> None:
+        """Record a chat message from the customer or the staff member."""
+        self._record(RECORD_CHAT, channel, 0, at_us, _json(message))
+
+    def event(self, message: dict, at_us: int, *, channel: int = CHANNEL_SERVER) -> None:
+        """Record a control or consent event."""
+        self._record(RECORD_EVENT, channel, 0, at_us, _json(message))
+
+    def tick(self, at_us: int) -> None:
+        """Write a checkpoint if one is due; the relay calls this when the session is idle."""
+        self._guard()
+        if at_us - self._last_checkpoint_us >= CHECKPOINT_INTERVAL_US and self._file:
+            self._checkpoint(max(at_us, self._last_us))
+
+    def end(self, reason: str, at_us: int) -> None:
+        """Record the end of the session and close the recording."""
+        self._guard()
+        if self._file is not None:
+            try:
+                # The final checkpoint comes before the end record: nothing follows the end.
+                self._checkpoint(max(at_us, self._last_us))
+            except OSError as exc:
+                self._fail(exc)
+        self._record(RECORD_END, CHANNEL_SERVER, 0, at_us, _json({"reason": reason}))
+        self._ended = True
+        self.close()
+
+    def close(self) -> None:
+        """Write a last checkpoint, fsync and close; safe to call twice."""
+        if self._closed or self._failed:
+            return
+        self._closed = True
+        if self._file is None:
+            return
+        try:
+            self._close_segment()
+        except OSError as exc:
+            self._fail(exc)
+
+    def manifest(self) -> dict:
+        """The manifest of what has been written so far, read back and verified from disk."""
+        return build_manifest(self.directory)
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # Internals.
+
+    def _guard(self) -> None:
+        if self._failed:
+            raise RecordingFailed("the recording failed earlier; nothing more can be written")
+        if self._closed:
+            raise RecordingFailed("the recording is closed")
+
+    def _fail(self, exc: OSError) -> None:
+        self._failed = True
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass  # already failing; the first error is the one to report
+        raise RecordingFailed(f"cannot write the recording in {self.directory}: {exc}") from exc
+
+    def _record(self, kind: int, channel: int, flags: int, at_us: int, payload: bytes) -> None:
+        self._guard()
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel}")
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"payload of {len(payload)} bytes above {MAX_PAYLOAD_BYTES}")
+        if at_us < self._last_us:
+            raise ValueError(f"time went backwards: {at_us} < {self._last_us}")
+        try:
+            size = RECORD_HEADER_BYTES + len(payload)
+            due = at_us - self._last_checkpoint_us >= CHECKPOINT_INTERVAL_US
+            opened = False
+            if self._file is None:
+                self._open_segment(at_us, opening=kind)
+                opened = True
+            elif self._records_after_opening and (
+                # Room for a due checkpoint, this record and the closing checkpoint.
+                self._size + size + CHECKPOINT_RECORD_BYTES * (1 + due) > self._max_bytes
+                or at_us - self._segment_start_us >= self._max_us
+            ):
+                self._close_segment()  # its closing checkpoint stands in for a due one
+                self._open_segment(at_us, opening=kind)
+                opened = True
+            elif due:
+                self._checkpoint(at_us)
+            self._write_record(kind, channel, flags, at_us, payload)
+            if not (opened and kind == RECORD_KEYFRAME):
+                # A segment holds at least one record besides its opening keyframe, so a
+                # record larger than the limit cannot make the writer roll over forever.
+                self._records_after_opening += 1
+        except OSError as exc:
+            self._fail(exc)
+
+    def _open_segment(self, at_us: int, *, opening: int) -> None:
+        self._number += 1
+        repeat = opening != RECORD_KEYFRAME and self._last_keyframe is not None
+        header_flags = SEGMENT_FLAG_KEYFRAME if (opening == RECORD_KEYFRAME or repeat) else 0
+        path = self.directory / segment_name(self._number)
+        self._file = open(path, "xb", buffering=0)  # kept open across records
+        _fsync_directory(self.directory)  # so the new file's name survives a power loss too
+        self._segment_hash = hashlib.sha256()
+        self._size = 0
+        self._segment_start_us = at_us
+        self._records_after_opening = 0
+        self._write(SEGMENT_HEADER.pack(
+            MAGIC, FORMAT_VERSION, header_flags, self._session, self._number,
+            self._previous_hash, at_us,
+        ))
+        if repeat:
+            self._write_record(RECORD_KEYFRAME, CHANNEL_CUSTOMER, FLAG_REPEATED, at_us,
+                               self._last_keyframe)
+
+    def _close_segment(self) -> None:
+        # Every segment ends on a checkpoint (or the end record right after the final one), so
+        # each closed file is verifiable on its own.
+        if self._ended:
+            os.fsync(self._file.fileno())
+        else:
+            self._checkpoint(self._last_us)
+        self._file.close()
+        self._file = None
+        self._previous_hash = self._segment_hash.digest()
+
+    def _checkpoint(self, at_us: int) -> None:
+        utc_us = int(self._clock().timestamp() * 1_000_000)
+        payload = CHECKPOINT.pack(self._running.digest(), utc_us)
+        self._write_record(RECORD_CHECKPOINT, CHANNEL_SERVER, 0, at_us, payload)
+        self._last_checkpoint_us = at_us
+        os.fsync(self._file.fileno())
+
+    def _write_record(self, kind: int, channel: int, flags: int, at_us: int,
+                      payload: bytes) -> None:
+        self._write(RECORD_HEADER.pack(kind, channel, flags, 0, len(payload), at_us) + payload)
+        self._last_us = at_us
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if not written:
+                raise OSError("short write")
+            view = view[written:]
+        self._running.update(data)
+        self._segment_hash.update(data)
+        self._size += len(data)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- Reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    number: int
+    path: Path
+    flags: int
+    session_ref: str
+    previous_hash: bytes
+    start_us: int
+
+
+class RecordingReader:
+    """Reads and verifies a recording directory in order; ``truncated`` says if it ended early."""
+
+    def __init__(self, directory: str | os.PathLike, *, manifest: dict | None = None):
+        self.directory = Path(directory)
+        self.manifest = manifest
+        self.truncated = False
+        self.truncated_at: tuple[str, int] | None = None  # (segment file, valid bytes)
+        self.final_hash: bytes | None = None
+        self.ended = False
+        self.session_ref: str | None = None
+        self.paths = sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}"))
+        if not self.paths:
+            raise RecordingCorrupt(f"no segments in {self.directory}")
+        for number, path in enumerate(self.paths):
+            if path.name != segment_name(number):
+                raise RecordingCorrupt(f"segment {segment_name(number)} is missing")
+        if manifest is not None:
+            names = [segment["name"] for segment in manifest["segments"]]
+            if names != [path.name for path in self.paths]:
+                raise RecordingCorrupt("the segment files differ from the manifest's list")
+
+    def records(self) -> Iterator[Record]:
+        """Every record in order, checking the hash chain, the checkpoints and the manifest."""
+        running = hashlib.sha256()
+        previous_hash = ZERO_HASH
+        session = None
+        last_us = 0
+        self.truncated, self.truncated_at, self.ended = False, None, False
+        for number, path in enumerate(self.paths):
+            data = self._load(number, path)
+            last = number == len(self.paths) - 1
+            segment = _parse_segment_header(path, data, number, truncated_ok=last)
+            if segment is None:  # a crash while the header was being written
+                self._truncate(path, 0)
+                running.update(data)
+                break
+            if segment.previous_hash != previous_hash:
+                raise RecordingCorrupt(f"{path.name}: the hash of the previous segment differs")
+            if session is not None and segment.session_ref != session:
+                raise RecordingCorrupt(f"{path.name}: another session's segment")
+            session = self.session_ref = segment.session_ref
+            running.update(data[:SEGMENT_HEADER_BYTES])
+            position = SEGMENT_HEADER_BYTES
+            record = None
+            for record, end in _parse_records(path, data, number, truncated_ok=last):
+                if self.ended:
+                    raise RecordingCorrupt(f"{path.name}@{record.offset}: a record after the end")
+                if record.at_us < last_us:
+                    raise RecordingCorrupt(f"{path.name}@{record.offset}: time goes backwards")
+                if position == SEGMENT_HEADER_BYTES:
+                    _check_opening(segment, record)
+                if record.type == RECORD_CHECKPOINT:
+                    digest, _ = record.checkpoint()
+                    if digest != running.digest():
+                        raise RecordingCorrupt(
+                            f"{path.name}@{record.offset}: checkpoint hash mismatch"
+                        )
+                running.update(data[position:end])
+                position, last_us = end, record.at_us
+                self.ended = record.type == RECORD_END
+                yield record
+            if position < len(data):
+                self._truncate(path, position)
+                break
+            if not last and (record is None or record.type != RECORD_CHECKPOINT):
+                raise RecordingCorrupt(f"{path.name}: a closed segment must end on a checkpoint")
+            previous_hash = hashlib.sha256(data).digest()
+        self.final_hash = running.digest()
+        if self.manifest is not None and not self.truncated:
+            if self.manifest["final_hash"] != self.final_hash.hex():
+                raise RecordingCorrupt("the final running hash differs from the manifest")
+
+    def verify(self) -> dict:
+        """Read everything; return the manifest of what was found (RecordingCorrupt if wrong)."""
+        return build_manifest(self.directory, reader=self)
+
+    def seek(self, at_us: int) -> Iterator[Record]:
+        """The records from the last keyframe at or before ``at_us`` onwards, via the manifest."""
+        manifest = self.manifest or build_manifest(self.directory)
+        keyframes = manifest["keyframes"]
+        index = bisect.bisect_right([frame["at_us"] for frame in keyframes], at_us) - 1
+        start_segment, start_offset = (
+            (keyframes[index]["segment"], keyframes[index]["offset"]) if index >= 0
+            else (0, SEGMENT_HEADER_BYTES)
+        )
+        for number in range(start_segment, len(self.paths)):
+            path = self.paths[number]
+            # Whole-segment hashes from the manifest stand in for the running hash here.
+            data = self._load(number, path, manifest=manifest)
+            if len(data) < SEGMENT_HEADER_BYTES:
+                return
+            offset = start_offset if number == start_segment else SEGMENT_HEADER_BYTES
+            for record, _ in _parse_records(path, data, number, truncated_ok=True, start=offset):
+                yield record
+
+    def _load(self, number: int, path: Path, *, manifest: dict | None = None) -> bytes:
+        data = path.read_bytes()
+        manifest = manifest or self.manifest
+        if manifest is not None:
+            expected = manifest["segments"][number]
+            if hashlib.sha256(data).hexdigest() != expected["sha256"] or (
+                len(data) != expected["bytes"]
+            ):
+                raise RecordingCorrupt(f"{path.name}: SHA-256 differs from the manifest")
+        return data
+
+    def _truncate(self, path: Path, valid: int) -> None:
+        self.truncated = True
+        self.truncated_at = (path.name, valid)
+
+
+def _parse_segment_header(path: Path, data: bytes, number: int, *,
+                          truncated_ok: bool) -> Segment | None:
+    if len(data) < SEGMENT_HEADER_BYTES:
+        if truncated_ok and MAGIC.startswith(data[: len(MAGIC)]):
+            return None
+        raise RecordingCorrupt(f"{path.name}: shorter than a segment header")
+    magic, version, flags, session, seg_number, previous, start_us = (
+        SEGMENT_HEADER.unpack_from(data)
+    )
+    if magic != MAGIC:
+        raise RecordingCorrupt(f"{path.name}: not a recording segment")
+    if version != FORMAT_VERSION:
+        raise RecordingCorrupt(f"{path.name}: format version {version}")
+    if flags & ~SEGMENT_FLAG_KEYFRAME:
+        raise RecordingCorrupt(f"{path.name}: unknown segment flags {flags:#x}")
+    if seg_number != number:
+        raise RecordingCorrupt(f"{path.name}: header says segment {seg_number}")
+    if number == 0 and previous != ZERO_HASH:
+        raise RecordingCorrupt(f"{path.name}: the first segment names a previous one")
+    ref = session.rstrip(b"\0")
+    if not ref or b"\0" in ref or session[len(ref):].strip(b"\0"):
+        raise RecordingCorrupt(f"{path.name}: bad session reference")
+    try:
+        session_ref = ref.decode()
+    except UnicodeDecodeError:
+        raise RecordingCorrupt(f"{path.name}: bad session reference") from None
+    return Segment(number, path, flags, session_ref, previous, start_us)
+
+
+def _check_opening(segment: Segment, record: Record) -> None:
+    if record.at_us != segment.start_us:
+        raise RecordingCorrupt(f"{segment.path.name}: start time differs from the first record")
+    if bool(segment.flags & SEGMENT_FLAG_KEYFRAME) != (record.type == RECORD_KEYFRAME):
+        raise RecordingCorrupt(f"{segment.path.name}: the opening keyframe does not match")
+
+
+def _parse_records(path: Path, data: bytes, number: int, *, truncated_ok: bool,
+                   start: int = SEGMENT_HEADER_BYTES) -> Iterator[tuple[Record, int]]:
+    position = start
+    while position < len(data):
+        if len(data) - position < RECORD_HEADER_BYTES:
+            if truncated_ok:
+                return
+            raise RecordingCorrupt(f"{path.name}@{position}: a cut-off record header")
+        kind, channel, flags, reserved, length, at_us = RECORD_HEADER.unpack_from(data, position)
+        where = f"{path.name}@{position}"
+        if kind not in RECORD_TYPES or channel not in CHANNELS or reserved != 0:
+            raise RecordingCorrupt(f"{where}: bad record header")
+        if flags & ~RECORD_FLAGS or length > MAX_PAYLOAD_BYTES:
+            raise RecordingCorrupt(f"{where}: bad record header")
+        end = position + RECORD_HEADER_BYTES + length
+        if end > len(data):
+            if truncated_ok:
+                return
+            raise RecordingCorrupt(f"{where}: a cut-off record")
+        payload = data[position + RECORD_HEADER_BYTES:end]
+        if kind == RECORD_CHECKPOINT and length != CHECKPOINT.size:
+            raise RecordingCorrupt(f"{where}: bad checkpoint")
+        yield Record(kind, channel, flags, at_us, payload, number, position), end
+        position = end
+
+
+# --- The manifest ---------------------------------------------------------------------------
+
+
+def build_manifest(directory: str | os.PathLike, *,
+                   reader: RecordingReader | None = None) -> dict:
+    """Read and verify a recording; return its manifest (deterministic with ``manifest_bytes``)."""
+    reader = reader or RecordingReader(directory)
+    counts = dict.fromkeys(RECORD_TYPES.values(), 0)
+    segments = [
+        {"name": path.name, "number": number, "bytes": path.stat().st_size,
+         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "first_us": None,
+         "last_us": None, "records": dict.fromkeys(RECORD_TYPES.values(), 0)}
+        for number, path in enumerate(reader.paths)
+    ]
+    keyframes = []
+    duration = 0
+    for record in reader.records():
+        segment = segments[record.segment]
+        if segment["first_us"] is None:
+            segment["first_us"] = record.at_us
+        segment["last_us"] = record.at_us
+        segment["records"][record.type_name] += 1
+        counts[record.type_name] += 1
+        duration = record.at_us
+        if record.type == RECORD_KEYFRAME:
+            keyframes.append({"segment": record.segment, "offset": record.offset,
+                              "at_us": record.at_us})
+    return {
+        "format": "fernwartung-recording",
+        "version": FORMAT_VERSION,
+        "session": reader.session_ref,
+        "segments": segments,
+        "keyframes": keyframes,
+        "duration_us": duration,
+        "counts": counts,
+        "final_hash": reader.final_hash.hex(),
+        "ended": reader.ended,
+        "truncated": (
+            {"segment": reader.truncated_at[0], "valid_bytes": reader.truncated_at[1]}
+            if reader.truncated else None
+        ),
+    }
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    """The canonical bytes of a manifest: the form that is hashed and signed."""
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def write_manifest(directory: str | os.PathLike) -> dict:
+    """Build the manifest of a finished recording and store it atomically beside the segments."""
+    directory = Path(directory)
+    manifest = build_manifest(directory)
+    temporary = directory / f".{MANIFEST_NAME}.tmp"
+    with open(temporary, "wb") as file:
+        file.write(manifest_bytes(manifest))
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, directory / MANIFEST_NAME)
+    _fsync_directory(directory)
+    return manifest
