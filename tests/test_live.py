@@ -394,6 +394,7 @@ async def test_a_lost_customer_ends_the_session_after_the_grace_period(alice):
     assert lost.customer_channel == "" and lost.customer_lost_at is not None
     assert await sync(lambda: actions.end_if_still_lost(session.pk, lost_at=lost.customer_lost_at))
     assert (await next_of(viewer, "ended"))["reason"] == EndReason.CONNECTION_LOST
+    assert await closed_with(viewer) == protocol.CLOSE_ENDED
     # A second run (a duplicate task) changes nothing.
     assert not await sync(lambda: actions.end_if_still_lost(session.pk,
                                                             lost_at=lost.customer_lost_at))
