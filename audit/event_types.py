@@ -65,6 +65,8 @@ class EventType(models.TextChoices):
     LIVE_REFUSED = "live.refused", _("Live connection or message refused")
     SHARING_PAUSED = "live.sharing_paused", _("Customer paused screen sharing")
     SHARING_RESUMED = "live.sharing_resumed", _("Customer resumed screen sharing")
+    RECORDING_STARTED = "recording.started", _("Recording started")
+    RECORDING_FAILED = "recording.failed", _("Recording failed: the session was ended")
     AUDIT_VERIFIED = "audit.chain_verified", _("Audit chain verified intact")
     AUDIT_BROKEN = "audit.chain_broken", _("Audit chain verification found a break")
     DEMO_DATA_CREATED = "portal.demo_data_created", _("Demo users created")

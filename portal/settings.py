@@ -236,6 +236,11 @@ LIVE_MAX_TILE_AGE_SECONDS = env_int("PORTAL_LIVE_MAX_TILE_AGE_MS", 1000, minimum
 if LIVE_VIEWER_WINDOW_BYTES < LIVE_MAX_MESSAGE_BYTES:
     raise fail("PORTAL_LIVE_VIEWER_WINDOW_BYTES",
                "must be at least PORTAL_LIVE_MAX_MESSAGE_BYTES, or a keyframe could never pass")
+# Recordings of live sessions (docs/recording-format.md): where the relay writes them while
+# the session runs, and whether staff keystrokes are kept with their keys (works-council rule:
+# by default only "a key was pressed" is recorded).
+RECORDINGS_DIR = Path(env_str("PORTAL_RECORDINGS_DIR", str(VAR_DIR / "recordings")))
+RECORD_STAFF_KEYS = env_bool("PORTAL_RECORD_STAFF_KEYS", False)
 # Requests per address and minute on the public customer pages.
 CUSTOMER_REQUESTS_PER_MINUTE = env_int("PORTAL_CUSTOMER_REQUESTS_PER_MINUTE", 120, minimum=10)
 

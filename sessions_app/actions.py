@@ -433,3 +433,15 @@ def post_chat(*, session: SupportSession, sender: str, label: str, text: str) ->
         raise SessionRuleError(_("The session is not active."))
     return ChatMessage.objects.create(session=session, sender=sender, sender_label=label[:200],
                                       text=text.strip())
+
+
+def end_for_failed_recording(*, session: SupportSession, error: str) -> bool:
+    """The recording cannot be written: the session ends at once (fail closed), audited."""
+    with transaction.atomic():
+        session = SupportSession.objects.select_for_update().get(pk=session.pk)
+        if session.state not in (SessionState.CUSTOMER_WAITING, SessionState.ACTIVE):
+            return False
+        by = Actor.system("recording")
+        session.audit(EventType.RECORDING_FAILED, by=by, error=error[:500])
+        end_session(session=session, reason=EndReason.RECORDING_FAILED, by=by)
+    return True

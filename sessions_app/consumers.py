@@ -8,6 +8,7 @@ touching the database: the relay is the hot path.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections import deque
 
@@ -21,6 +22,7 @@ from consent import actions as consent_actions
 from consent.models import control_granted
 from portal import client_ip
 from portal.staff_access import verified_staff_user
+from recordings import format as recording
 from sessions_app import actions, protocol
 from sessions_app.live import session_group
 from sessions_app.models import ChatMessage, InvalidTransition, SessionState, SupportSession
@@ -199,8 +201,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if self.control and not message["granted"]:
                 self.input_stopped_at = time.monotonic()
             self.control = message["granted"]
+        if not await self.before_forward(message):
+            return
         await self.send_json(message)
         await self.after_message(message)
+
+    async def before_forward(self, message: dict) -> bool:
+        """A hook before a session message goes out on this socket; False holds it back."""
+        return True
 
     async def after_message(self, message: dict) -> None:
         """A hook for what a socket does once it has passed a session message on."""
@@ -215,8 +223,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 lambda: SupportSession.objects.filter(pk=self.session.pk)
                 .values_list("end_reason", flat=True).first()
             )()
+            self.stop_recording(reason or state)
             await self.send_json({"type": "ended", "state": state, "reason": reason or state})
             await self.close(code=protocol.CLOSE_ENDED)
+
+    def stop_recording(self, reason: str) -> None:
+        """Only the customer's socket records (see CustomerConsumer)."""
 
 
 class ViewerMixin:
@@ -333,6 +345,8 @@ class CustomerConsumer(LiveConsumer):
             await self.refuse(refused.code, refused.reason)
             return
         self.last_seen = time.monotonic()
+        if not await self.start_recording():
+            return
         await self.join(session_group(self.session.pk), customer_group(self.session.pk))
         state = await _live_state(self.session)
         self.paused, self.control = state["paused"], state["control"]
@@ -343,7 +357,71 @@ class CustomerConsumer(LiveConsumer):
         })
         await self.broadcast({"type": "peer", "role": "customer", "present": True})
 
+    # --- Recording: everything the session carries is written before it is forwarded ---------
+
+    def at_us(self) -> int:
+        return max(0, int((time.time() - self.recording_started) * 1_000_000))
+
+    async def start_recording(self) -> bool:
+        """Open this connection's recording; if that fails, no byte is relayed (fail closed)."""
+        self.recorder = None
+        self.recording_started = time.time()
+        # One recording per customer connection; the random part keeps names apart even when
+        # two connections start within the same millisecond (or under a test's frozen clock).
+        directory = (settings.RECORDINGS_DIR / self.session.reference
+                     / f"connection-{int(self.recording_started * 1000)}-{secrets.token_hex(4)}")
+        try:
+            self.recorder = recording.RecordingWriter(directory, self.session.reference)
+        except recording.RecordingFailed as failed:
+            await self.recording_failed(failed)
+            return False
+        await database_sync_to_async(self.audit_recording_started)(directory)
+        return True
+
+    def audit_recording_started(self, directory) -> None:
+        from django.db import transaction
+
+        from audit.event_types import EventType
+
+        with transaction.atomic():
+            self.session.audit(EventType.RECORDING_STARTED, by=Actor.system("recording"),
+                               directory=str(directory.relative_to(settings.RECORDINGS_DIR)))
+
+    async def record(self, write, *args, **kwargs) -> bool:
+        """Write one record; on failure end the session at once and say False."""
+        if self.recorder is None:
+            return False
+        try:
+            write(*args, at_us=self.at_us(), **kwargs)
+        except recording.RecordingFailed as failed:
+            await self.recording_failed(failed)
+            return False
+        return True
+
+    async def recording_failed(self, failed: Exception) -> None:
+        """Fail closed: the relay stops, the session ends "recording failed", everyone is told."""
+        self.recorder = None
+        self.ended = True
+        await database_sync_to_async(actions.end_for_failed_recording)(
+            session=self.session, error=str(failed)
+        )
+        if not self.closing:
+            self.closing = True
+            await self.send_json({"type": "ended", "state": "ended",
+                                  "reason": "recording_failed"})
+            await self.close(code=protocol.CLOSE_ENDED)
+
+    def stop_recording(self, reason: str) -> None:
+        recorder, self.recorder = getattr(self, "recorder", None), None
+        if recorder is not None:
+            try:
+                recorder.end(reason, at_us=self.at_us())
+                recorder.close()
+            except recording.RecordingFailed:
+                pass  # the session is over either way; the reader finds the tail truncated
+
     async def disconnect(self, code):
+        self.stop_recording("disconnected" if not self.ended else "ended")
         if getattr(self, "watch", None):
             self.watch.cancel()
         if self.session is not None:
@@ -358,6 +436,10 @@ class CustomerConsumer(LiveConsumer):
         if self.paused:
             raise protocol.ProtocolError(protocol.CLOSE_NOT_ALLOWED, "screen while paused")
         tile = protocol.parse_tile(data)
+        write = self.recorder.keyframe if tile.keyframe and self.recorder else (
+            self.recorder.tile if self.recorder else None)
+        if write is None or not await self.record(write, data):
+            return  # record, then forward: nothing unrecorded leaves this socket
         await self.channel_layer.group_send(viewers_group(self.session.pk), {
             "type": "screen.tile", "data": data, "seq": tile.seq, "keyframe": tile.keyframe,
             "relayed_at": time.time(),
@@ -410,8 +492,27 @@ class CustomerConsumer(LiveConsumer):
             await self.send_json({"type": "keyframe_request"})
 
     async def live_input(self, event: dict) -> None:
-        if not self.closing:
+        if not self.closing and self.recorder is not None and await self.record(
+            self.recorder.input, event["message"], record_keys=settings.RECORD_STAFF_KEYS
+        ):
             await self.send_json(event["message"])
+
+    async def before_forward(self, message: dict) -> bool:
+        # Chat and the session's events reach the customer through here: on record first.
+        if self.recorder is None:
+            return False
+        if message["type"] == "chat":
+            channel = (recording.CHANNEL_CUSTOMER if message["from"] == "customer"
+                       else recording.CHANNEL_STAFF)
+            return await self.record(self.recorder.chat, message, channel=channel)
+        if message["type"] in ("control", "control_request", "sharing", "peer", "peer_refused"):
+            return await self.record(self.recorder.event, message)
+        return True
+
+    async def on_heartbeat(self, message: dict) -> None:
+        if self.recorder is not None and not await self.record(self.recorder.tick):
+            return
+        await super().on_heartbeat(message)
 
 
 class StaffConsumer(ViewerMixin, LiveConsumer):

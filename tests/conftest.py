@@ -39,6 +39,12 @@ def _own_audit_anchor_file(settings, tmp_path):
     settings.AUDIT_ANCHOR_FILE = str(tmp_path / "audit-anchors.log")
 
 
+@pytest.fixture(autouse=True)
+def _own_recordings_dir(settings, tmp_path):
+    """Each test's live sessions record into its own folder."""
+    settings.RECORDINGS_DIR = tmp_path / "recordings"
+
+
 @pytest.fixture
 def english(client):
     """A browser set to English, so that tests read like the messages in the code."""
