@@ -8,6 +8,7 @@ touching the database: the relay is the hot path.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections import deque
@@ -120,8 +121,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # --- Sending and refusing ---------------------------------------------------------------
 
     async def send_json(self, data: dict) -> None:
-        import json
-
         await self.send(text_data=json.dumps(data, separators=(",", ":")))
 
     def actor(self) -> Actor:
@@ -436,9 +435,10 @@ class CustomerConsumer(LiveConsumer):
         if self.paused:
             raise protocol.ProtocolError(protocol.CLOSE_NOT_ALLOWED, "screen while paused")
         tile = protocol.parse_tile(data)
-        write = self.recorder.keyframe if tile.keyframe and self.recorder else (
-            self.recorder.tile if self.recorder else None)
-        if write is None or not await self.record(write, data):
+        if self.recorder is None:
+            return  # the recording failed: nothing is relayed any more
+        write = self.recorder.keyframe if tile.keyframe else self.recorder.tile
+        if not await self.record(write, data):
             return  # record, then forward: nothing unrecorded leaves this socket
         await self.channel_layer.group_send(viewers_group(self.session.pk), {
             "type": "screen.tile", "data": data, "seq": tile.seq, "keyframe": tile.keyframe,

@@ -500,26 +500,11 @@
   }
 
   function addChatLine(message) {
-    const item = document.createElement("li");
-    item.className = "chat-line from-" + (message.from === "customer" ? "customer" : "staff");
-    const who = document.createElement("span");
-    who.className = "chat-who";
-    who.textContent = message.from === "customer" ? text("you") : (message.name || "");
-    const when = document.createElement("time");
-    when.className = "chat-when";
-    const at = new Date(message.at);
-    if (!isNaN(at)) {
-      when.dateTime = message.at;
-      when.textContent = at.toLocaleTimeString(document.documentElement.lang || undefined,
-                                               { hour: "2-digit", minute: "2-digit" });
-    }
-    const body = document.createElement("span");
-    body.className = "chat-text";
-    body.textContent = message.text;
-    item.append(who, " ", when, " ", body);
-    el.chatLines.append(item);
+    const who = message.from === "customer" ? text("you") : (message.name || "");
+    el.chatLines.append(window.FernwartungChat.line(message, who));
     el.chatLines.scrollTop = el.chatLines.scrollHeight;
   }
+
 
   // --- Buttons --------------------------------------------------------------------------------
   el.start.addEventListener("click", start);

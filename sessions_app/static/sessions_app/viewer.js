@@ -258,26 +258,11 @@
   // --- Chat ---------------------------------------------------------------------------------------
   function addChatLine(message) {
     const mine = staff && message.from === "staff";
-    const item = document.createElement("li");
-    item.className = "chat-line from-" + (message.from === "customer" ? "customer" : "staff");
-    const who = document.createElement("span");
-    who.className = "chat-who";
-    who.textContent = mine ? text("you") : (message.name || text(message.from));
-    const when = document.createElement("time");
-    when.className = "chat-when";
-    const at = new Date(message.at);
-    if (!isNaN(at)) {
-      when.dateTime = message.at;
-      when.textContent = at.toLocaleTimeString(document.documentElement.lang || undefined,
-                                               { hour: "2-digit", minute: "2-digit" });
-    }
-    const body = document.createElement("span");
-    body.className = "chat-text";
-    body.textContent = message.text;
-    item.append(who, " ", when, " ", body);
-    el.chatLines.append(item);
+    const who = mine ? text("you") : (message.name || text(message.from));
+    el.chatLines.append(window.FernwartungChat.line(message, who));
     el.chatLines.scrollTop = el.chatLines.scrollHeight;
   }
+
 
   // --- Staff only: chat input, control, input, end ---------------------------------------------
   function inputAllowed() {
