@@ -10,7 +10,9 @@ CHROMIUM := /usr/bin/chromium
 # Fixed test-only values; production reads real ones from the environment.
 TEST_ENV := SECRET_KEY=test-only-secret-key-never-used-in-production-0123456789abcdef \
 	ALLOWED_HOSTS=testserver,localhost,127.0.0.1 PORTAL_TLS=0 PORTAL_CACHE_PREFIX=portal-test \
-	PORTAL_VAR_DIR=$(CURDIR)/var/test
+	PORTAL_VAR_DIR=$(CURDIR)/var/test \
+	PORTAL_RECORDING_SIGNING_KEY=dGVzdC1vbmx5LXNpZ25pbmcta2V5LW5ldmVyLXVzZWQ= \
+	PORTAL_RECORDING_MASTER_KEY=dGVzdC1vbmx5LW1hc3Rlci1rZXktbmV2ZXItdXNlZCE=
 
 .PHONY: run test bench install messages lock lint
 

@@ -67,6 +67,29 @@ class EventType(models.TextChoices):
     SHARING_RESUMED = "live.sharing_resumed", _("Customer resumed screen sharing")
     RECORDING_STARTED = "recording.started", _("Recording started")
     RECORDING_FAILED = "recording.failed", _("Recording failed: the session was ended")
+    RECORDING_CLOSED = "recording.closed", _("Recording closed; archiving started")
+    RECORDING_FINALIZED = "recording.finalized", _("Recording manifest written and signed")
+    RECORDING_ARCHIVED = "recording.archived", _(
+        "Recording archived encrypted and verified by reading it back"
+    )
+    RECORDING_ARCHIVE_FAILED = "recording.archive_failed", _("Archiving a recording failed")
+    RECORDING_PURGED = "recording.purged", _("Recording purged after its retention period")
+    RECORDING_LEGAL_HOLD_SET = "recording.legal_hold_set", _("Legal hold placed on a recording")
+    RECORDING_LEGAL_HOLD_LIFTED = "recording.legal_hold_lifted", _(
+        "Legal hold lifted from a recording"
+    )
+    RECORDING_VIEWED = "recording.viewed", _("Recording opened for playback")
+    RECORDING_SEEKED = "recording.seeked", _("Recording playback jumped to another moment")
+    RECORDING_EXPORT_REQUESTED = "recording.export_requested", _("Recording export requested")
+    RECORDING_EXPORTED = "recording.exported", _("Recording exported as MP4")
+    RECORDING_EXPORT_FAILED = "recording.export_failed", _("Recording export failed")
+    RECORDING_EXPORT_DOWNLOADED = "recording.export_downloaded", _(
+        "Recording export downloaded"
+    )
+    RECORDING_VERIFIED = "recording.verified", _("Recording verified intact")
+    RECORDING_VERIFICATION_FAILED = "recording.verification_failed", _(
+        "Recording verification found a mismatch"
+    )
     AUDIT_VERIFIED = "audit.chain_verified", _("Audit chain verified intact")
     AUDIT_BROKEN = "audit.chain_broken", _("Audit chain verification found a break")
     DEMO_DATA_CREATED = "portal.demo_data_created", _("Demo users created")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 from datetime import time
@@ -49,6 +51,37 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = 
         bounds = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
         raise fail(name, f"must be {bounds}, got {number}")
     return number
+
+
+def env_key(name: str, *, size: int = 32) -> bytes | None:
+    """A binary key given in base64 (standard or URL-safe), exactly ``size`` bytes long."""
+    value = env_str(name)
+    if value is None:
+        return None
+    try:
+        key = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise fail(name, "expected base64 (e.g. from `manage.py recording_keys`)") from None
+    if len(key) != size:
+        raise fail(name, f"must be {size} bytes in base64, got {len(key)} bytes")
+    return key
+
+
+RETENTION_UNITS = {"y": "years", "m": "months", "d": "days"}
+
+
+def env_retention(name: str, default: str) -> dict[str, tuple[int, str]]:
+    """Retention per class, e.g. ``standard=10y, complaint=30y`` (units y, m, d)."""
+    periods: dict[str, tuple[int, str]] = {}
+    for part in env_list(name, [p for p in default.split(",")]):
+        label, _, period = part.partition("=")
+        label, period = label.strip(), period.strip().lower()
+        if not label or len(period) < 2 or period[-1] not in RETENTION_UNITS or (
+            not period[:-1].isdigit() or int(period[:-1]) < 1
+        ):
+            raise fail(name, f"cannot read {part!r}; expected e.g. 'standard=10y' (y, m or d)")
+        periods[label] = (int(period[:-1]), RETENTION_UNITS[period[-1]])
+    return periods
 
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:

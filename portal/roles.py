@@ -32,6 +32,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "consent.view_termsversion",
         "consent.view_consentacceptance",
         "consent.view_consentevent",
+        "recordings.view_recording",
+        "recordings.set_legal_hold",
+        "recordings.view_recordingexport",
     ],
     ADMINISTRATOR: [
         "portal.administer_portal",

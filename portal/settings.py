@@ -18,9 +18,11 @@ from portal.environment import (
     database_from_url,
     env_bool,
     env_int,
+    env_key,
     env_list,
     env_networks,
     env_opening_hours,
+    env_retention,
     env_str,
     fail,
     redis_url,
@@ -186,6 +188,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.verify_audit_chain",
         "schedule": crontab(hour=2, minute=30),
     },
+    "recover-left-recordings": {
+        "task": "recordings.tasks.recover_recordings",
+        "schedule": 60.0,
+    },
+    "purge-expired-recordings": {
+        "task": "recordings.tasks.purge_expired",
+        "schedule": crontab(hour=3, minute=0),
+    },
+    "verify-recording-sample-nightly": {
+        "task": "recordings.tasks.verify_sample",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }
 
 # --- Authentication and staff sessions -----------------------------------------------------
@@ -241,6 +255,40 @@ if LIVE_VIEWER_WINDOW_BYTES < LIVE_MAX_MESSAGE_BYTES:
 # by default only "a key was pressed" is recorded).
 RECORDINGS_DIR = Path(env_str("PORTAL_RECORDINGS_DIR", str(VAR_DIR / "recordings")))
 RECORD_STAFF_KEYS = env_bool("PORTAL_RECORD_STAFF_KEYS", False)
+
+
+def _recording_key(name: str, purpose: str) -> bytes:
+    # Keys for recordings must never change with SECRET_KEY: archives outlive it by years.
+    key = env_key(name)
+    if key is None:
+        if not DEBUG:
+            raise fail(name, "required when PORTAL_DEBUG is off: 32 random bytes in base64 "
+                             "(`manage.py recording_keys` makes a pair)")
+        key_file = VAR_DIR / f"dev-recording-{purpose}-key"
+        if not key_file.exists():
+            key_file.write_bytes(secrets.token_bytes(32))
+            key_file.chmod(0o600)
+        key = key_file.read_bytes()
+    return key
+
+
+# The archive (docs/recording-archive.md): manifests are signed with Ed25519 (the private key's
+# 32-byte seed), and each recording's data key is wrapped by the master key (AES-256).
+RECORDING_SIGNING_KEY = _recording_key("PORTAL_RECORDING_SIGNING_KEY", "signing")
+RECORDING_MASTER_KEY = _recording_key("PORTAL_RECORDING_MASTER_KEY", "master")
+# How long an archived recording is kept, per recording class; every recording gets the default
+# class unless the session names another.
+RECORDING_RETENTION = env_retention("PORTAL_RECORDING_RETENTION", "standard=10y")
+RECORDING_DEFAULT_CLASS = env_str("PORTAL_RECORDING_DEFAULT_CLASS", "standard")
+if RECORDING_DEFAULT_CLASS not in RECORDING_RETENTION:
+    raise fail("PORTAL_RECORDING_DEFAULT_CLASS",
+               f"{RECORDING_DEFAULT_CLASS!r} is not a class of PORTAL_RECORDING_RETENTION")
+# A recording the relay has not written to for this long is taken as left behind by a crashed
+# relay process and finalized (a live one writes a checkpoint at least every 5 s of heartbeat).
+RECORDING_STALE_SECONDS = env_int("PORTAL_RECORDING_STALE_SECONDS", 120, minimum=30)
+# How many archived recordings the nightly check reads back in full.
+RECORDING_VERIFY_SAMPLE = env_int("PORTAL_RECORDING_VERIFY_SAMPLE", 5, minimum=1)
+ARCHIVE_S3_BUCKET = env_str("PORTAL_ARCHIVE_S3_BUCKET")
 # Requests per address and minute on the public customer pages.
 CUSTOMER_REQUESTS_PER_MINUTE = env_int("PORTAL_CUSTOMER_REQUESTS_PER_MINUTE", 120, minimum=10)
 
@@ -330,7 +378,35 @@ WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Archived recordings and exports: encrypted blobs (docs/recording-archive.md).
+    "recordings": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": env_str("PORTAL_ARCHIVE_DIR", str(VAR_DIR / "archive")),
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    },
 }
+if ARCHIVE_S3_BUCKET:
+    # S3-compatible object storage through django-storages (the optional "s3" extra); the
+    # credentials come from the usual AWS_* environment variables.
+    try:
+        import storages  # noqa: F401
+    except ImportError:
+        raise fail("PORTAL_ARCHIVE_S3_BUCKET",
+                   "needs django-storages: pip install 'django-storages[s3]'") from None
+    STORAGES["recordings"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": ARCHIVE_S3_BUCKET,
+            "endpoint_url": env_str("PORTAL_ARCHIVE_S3_ENDPOINT"),
+            "region_name": env_str("PORTAL_ARCHIVE_S3_REGION"),
+            "location": env_str("PORTAL_ARCHIVE_S3_PREFIX", ""),
+            "file_overwrite": True,
+            "default_acl": None,
+        },
+    }
 
 LOGGING = {
     "version": 1,

@@ -373,33 +373,64 @@ def _fsync_directory(directory: Path) -> None:
 @dataclass(frozen=True)
 class Segment:
     number: int
-    path: Path
+    name: str
     flags: int
     session_ref: str
     previous_hash: bytes
     start_us: int
 
 
-class RecordingReader:
-    """Reads and verifies a recording directory in order; ``truncated`` says if it ended early."""
+class DirectorySource:
+    """Segments as files in a directory: the relay's working copy."""
 
-    def __init__(self, directory: str | os.PathLike, *, manifest: dict | None = None):
+    def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
+        self.names = sorted(path.name for path in self.directory.glob(f"*{SEGMENT_SUFFIX}"))
+
+    def read(self, name: str) -> bytes:
+        return (self.directory / name).read_bytes()
+
+    def __str__(self) -> str:
+        return str(self.directory)
+
+
+class SegmentSource:
+    """Where a reader finds segments: ``names`` in order and ``read(name)``; e.g. an archive."""
+
+    names: list[str]
+
+    def read(self, name: str) -> bytes:  # pragma: no cover - an interface
+        raise NotImplementedError
+
+
+class RecordingReader:
+    """Reads and verifies a recording in order; ``truncated`` says if it ended early.
+
+    ``source`` is a directory or any object with ``names`` (segment file names) and
+    ``read(name)`` (a segment's bytes), such as a decrypting archive reader.
+    """
+
+    def __init__(self, source: str | os.PathLike | SegmentSource, *,
+                 manifest: dict | None = None):
+        self.source = (DirectorySource(source) if isinstance(source, str | os.PathLike)
+                       else source)
         self.manifest = manifest
         self.truncated = False
         self.truncated_at: tuple[str, int] | None = None  # (segment file, valid bytes)
         self.final_hash: bytes | None = None
         self.ended = False
         self.session_ref: str | None = None
-        self.paths = sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}"))
-        if not self.paths:
-            raise RecordingCorrupt(f"no segments in {self.directory}")
-        for number, path in enumerate(self.paths):
-            if path.name != segment_name(number):
+        # (bytes, SHA-256 hex) of each segment read by records(), for the manifest.
+        self.segment_digests: list[tuple[int, str]] = []
+        self.names = list(self.source.names)
+        if not self.names:
+            raise RecordingCorrupt(f"no segments in {self.source}")
+        for number, name in enumerate(self.names):
+            if name != segment_name(number):
                 raise RecordingCorrupt(f"segment {segment_name(number)} is missing")
         if manifest is not None:
             names = [segment["name"] for segment in manifest["segments"]]
-            if names != [path.name for path in self.paths]:
+            if names != self.names:
                 raise RecordingCorrupt("the segment files differ from the manifest's list")
 
     def records(self) -> Iterator[Record]:
@@ -409,34 +440,37 @@ class RecordingReader:
         session = None
         last_us = 0
         self.truncated, self.truncated_at, self.ended = False, None, False
-        for number, path in enumerate(self.paths):
+        self.segment_digests = []
+        for number, path in enumerate(self.names):
             data = self._load(number, path)
-            last = number == len(self.paths) - 1
+            segment_hash = hashlib.sha256(data).digest()
+            self.segment_digests.append((len(data), segment_hash.hex()))
+            last = number == len(self.names) - 1
             segment = _parse_segment_header(path, data, number, truncated_ok=last)
             if segment is None:  # a crash while the header was being written
                 self._truncate(path, 0)
                 running.update(data)
                 break
             if segment.previous_hash != previous_hash:
-                raise RecordingCorrupt(f"{path.name}: the hash of the previous segment differs")
+                raise RecordingCorrupt(f"{path}: the hash of the previous segment differs")
             if session is not None and segment.session_ref != session:
-                raise RecordingCorrupt(f"{path.name}: another session's segment")
+                raise RecordingCorrupt(f"{path}: another session's segment")
             session = self.session_ref = segment.session_ref
             running.update(data[:SEGMENT_HEADER_BYTES])
             position = SEGMENT_HEADER_BYTES
             record = None
             for record, end in _parse_records(path, data, number, truncated_ok=last):
                 if self.ended:
-                    raise RecordingCorrupt(f"{path.name}@{record.offset}: a record after the end")
+                    raise RecordingCorrupt(f"{path}@{record.offset}: a record after the end")
                 if record.at_us < last_us:
-                    raise RecordingCorrupt(f"{path.name}@{record.offset}: time goes backwards")
+                    raise RecordingCorrupt(f"{path}@{record.offset}: time goes backwards")
                 if position == SEGMENT_HEADER_BYTES:
                     _check_opening(segment, record)
                 if record.type == RECORD_CHECKPOINT:
                     digest, _ = record.checkpoint()
                     if digest != running.digest():
                         raise RecordingCorrupt(
-                            f"{path.name}@{record.offset}: checkpoint hash mismatch"
+                            f"{path}@{record.offset}: checkpoint hash mismatch"
                         )
                 running.update(data[position:end])
                 position, last_us = end, record.at_us
@@ -446,8 +480,8 @@ class RecordingReader:
                 self._truncate(path, position)
                 break
             if not last and (record is None or record.type != RECORD_CHECKPOINT):
-                raise RecordingCorrupt(f"{path.name}: a closed segment must end on a checkpoint")
-            previous_hash = hashlib.sha256(data).digest()
+                raise RecordingCorrupt(f"{path}: a closed segment must end on a checkpoint")
+            previous_hash = segment_hash
         self.final_hash = running.digest()
         if self.manifest is not None and not self.truncated:
             if self.manifest["final_hash"] != self.final_hash.hex():
@@ -455,19 +489,22 @@ class RecordingReader:
 
     def verify(self) -> dict:
         """Read everything; return the manifest of what was found (RecordingCorrupt if wrong)."""
-        return build_manifest(self.directory, reader=self)
+        return build_manifest(self.source, reader=self)
 
     def seek(self, at_us: int) -> Iterator[Record]:
         """The records from the last keyframe at or before ``at_us`` onwards, via the manifest."""
-        manifest = self.manifest or build_manifest(self.directory)
+        manifest = self.manifest or build_manifest(self.source)
         keyframes = manifest["keyframes"]
         index = bisect.bisect_right([frame["at_us"] for frame in keyframes], at_us) - 1
+        # Start at an original keyframe: a repeated one lacks the tiles drawn since.
+        while index > 0 and keyframes[index].get("repeated"):
+            index -= 1
         start_segment, start_offset = (
             (keyframes[index]["segment"], keyframes[index]["offset"]) if index >= 0
             else (0, SEGMENT_HEADER_BYTES)
         )
-        for number in range(start_segment, len(self.paths)):
-            path = self.paths[number]
+        for number in range(start_segment, len(self.names)):
+            path = self.names[number]
             # Whole-segment hashes from the manifest stand in for the running hash here.
             data = self._load(number, path, manifest=manifest)
             if len(data) < SEGMENT_HEADER_BYTES:
@@ -476,68 +513,75 @@ class RecordingReader:
             for record, _ in _parse_records(path, data, number, truncated_ok=True, start=offset):
                 yield record
 
-    def _load(self, number: int, path: Path, *, manifest: dict | None = None) -> bytes:
-        data = path.read_bytes()
+    def segment(self, number: int) -> bytes:
+        """One whole segment's bytes, checked against the manifest when there is one."""
+        return self._load(number, self.names[number])
+
+    def _load(self, number: int, name: str, *, manifest: dict | None = None) -> bytes:
+        try:
+            data = self.source.read(name)
+        except OSError as exc:
+            raise RecordingCorrupt(f"{name}: cannot be read: {exc}") from exc
         manifest = manifest or self.manifest
         if manifest is not None:
             expected = manifest["segments"][number]
             if hashlib.sha256(data).hexdigest() != expected["sha256"] or (
                 len(data) != expected["bytes"]
             ):
-                raise RecordingCorrupt(f"{path.name}: SHA-256 differs from the manifest")
+                raise RecordingCorrupt(f"{name}: SHA-256 differs from the manifest")
         return data
 
-    def _truncate(self, path: Path, valid: int) -> None:
+    def _truncate(self, name: str, valid: int) -> None:
         self.truncated = True
-        self.truncated_at = (path.name, valid)
+        self.truncated_at = (name, valid)
 
 
-def _parse_segment_header(path: Path, data: bytes, number: int, *,
+def _parse_segment_header(path: str, data: bytes, number: int, *,
                           truncated_ok: bool) -> Segment | None:
     if len(data) < SEGMENT_HEADER_BYTES:
         if truncated_ok and MAGIC.startswith(data[: len(MAGIC)]):
             return None
-        raise RecordingCorrupt(f"{path.name}: shorter than a segment header")
+        raise RecordingCorrupt(f"{path}: shorter than a segment header")
     magic, version, flags, session, seg_number, previous, start_us = (
         SEGMENT_HEADER.unpack_from(data)
     )
     if magic != MAGIC:
-        raise RecordingCorrupt(f"{path.name}: not a recording segment")
+        raise RecordingCorrupt(f"{path}: not a recording segment")
     if version != FORMAT_VERSION:
-        raise RecordingCorrupt(f"{path.name}: format version {version}")
+        raise RecordingCorrupt(f"{path}: format version {version}")
     if flags & ~SEGMENT_FLAG_KEYFRAME:
-        raise RecordingCorrupt(f"{path.name}: unknown segment flags {flags:#x}")
+        raise RecordingCorrupt(f"{path}: unknown segment flags {flags:#x}")
     if seg_number != number:
-        raise RecordingCorrupt(f"{path.name}: header says segment {seg_number}")
+        raise RecordingCorrupt(f"{path}: header says segment {seg_number}")
     if number == 0 and previous != ZERO_HASH:
-        raise RecordingCorrupt(f"{path.name}: the first segment names a previous one")
+        raise RecordingCorrupt(f"{path}: the first segment names a previous one")
     ref = session.rstrip(b"\0")
     if not ref or b"\0" in ref or session[len(ref):].strip(b"\0"):
-        raise RecordingCorrupt(f"{path.name}: bad session reference")
+        raise RecordingCorrupt(f"{path}: bad session reference")
     try:
         session_ref = ref.decode()
     except UnicodeDecodeError:
-        raise RecordingCorrupt(f"{path.name}: bad session reference") from None
+        raise RecordingCorrupt(f"{path}: bad session reference") from None
     return Segment(number, path, flags, session_ref, previous, start_us)
 
 
 def _check_opening(segment: Segment, record: Record) -> None:
     if record.at_us != segment.start_us:
-        raise RecordingCorrupt(f"{segment.path.name}: start time differs from the first record")
+        raise RecordingCorrupt(f"{segment.name}: start time differs from the first record")
     if bool(segment.flags & SEGMENT_FLAG_KEYFRAME) != (record.type == RECORD_KEYFRAME):
-        raise RecordingCorrupt(f"{segment.path.name}: the opening keyframe does not match")
+        raise RecordingCorrupt(f"{segment.name}: the opening keyframe does not match")
 
 
-def _parse_records(path: Path, data: bytes, number: int, *, truncated_ok: bool,
+def _parse_records(path: str, data: bytes, number: int, *, truncated_ok: bool,
                    start: int = SEGMENT_HEADER_BYTES) -> Iterator[tuple[Record, int]]:
     position = start
     while position < len(data):
         if len(data) - position < RECORD_HEADER_BYTES:
             if truncated_ok:
                 return
-            raise RecordingCorrupt(f"{path.name}@{position}: a cut-off record header")
+            raise RecordingCorrupt(f"{path}@{position}: a cut-off record header")
         kind, channel, flags, reserved, length, at_us = RECORD_HEADER.unpack_from(data, position)
-        where = f"{path.name}@{position}"
+        where = f"{path}@{position}"
         if kind not in RECORD_TYPES or channel not in CHANNELS or reserved != 0:
             raise RecordingCorrupt(f"{where}: bad record header")
         if flags & ~RECORD_FLAGS or length > MAX_PAYLOAD_BYTES:
@@ -557,20 +601,25 @@ def _parse_records(path: Path, data: bytes, number: int, *, truncated_ok: bool,
 # --- The manifest ---------------------------------------------------------------------------
 
 
-def build_manifest(directory: str | os.PathLike, *,
-                   reader: RecordingReader | None = None) -> dict:
-    """Read and verify a recording; return its manifest (deterministic with ``manifest_bytes``)."""
-    reader = reader or RecordingReader(directory)
+def build_manifest(source: str | os.PathLike | SegmentSource, *,
+                   reader: RecordingReader | None = None,
+                   visit: Callable[[Record], None] | None = None) -> dict:
+    """Read and verify a recording; return its manifest (deterministic with ``manifest_bytes``).
+
+    ``visit`` is called with every record on the way, so callers need not read twice.
+    """
+    reader = reader or RecordingReader(source)
     counts = dict.fromkeys(RECORD_TYPES.values(), 0)
     segments = [
-        {"name": path.name, "number": number, "bytes": path.stat().st_size,
-         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "first_us": None,
+        {"name": name, "number": number, "bytes": 0, "sha256": "", "first_us": None,
          "last_us": None, "records": dict.fromkeys(RECORD_TYPES.values(), 0)}
-        for number, path in enumerate(reader.paths)
+        for number, name in enumerate(reader.names)
     ]
     keyframes = []
     duration = 0
     for record in reader.records():
+        if visit is not None:
+            visit(record)
         segment = segments[record.segment]
         if segment["first_us"] is None:
             segment["first_us"] = record.at_us
@@ -579,8 +628,15 @@ def build_manifest(directory: str | os.PathLike, *,
         counts[record.type_name] += 1
         duration = record.at_us
         if record.type == RECORD_KEYFRAME:
+            # A repeated keyframe (segment start) lacks the tiles drawn since the original: a
+            # player seeking exactly should start at the last keyframe that is not repeated.
             keyframes.append({"segment": record.segment, "offset": record.offset,
-                              "at_us": record.at_us})
+                              "at_us": record.at_us,
+                              "repeated": bool(record.flags & FLAG_REPEATED)})
+    # Each segment was read once, by records(): its size and hash come from those bytes. A
+    # segment after a cut one (never written by our writer) is corruption, found above.
+    for segment, (size, digest) in zip(segments, reader.segment_digests, strict=False):
+        segment["bytes"], segment["sha256"] = size, digest
     return {
         "format": "fernwartung-recording",
         "version": FORMAT_VERSION,

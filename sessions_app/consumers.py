@@ -23,6 +23,7 @@ from consent import actions as consent_actions
 from consent.models import control_granted
 from portal import client_ip
 from portal.staff_access import verified_staff_user
+from recordings import actions as recording_actions
 from recordings import format as recording
 from sessions_app import actions, protocol
 from sessions_app.live import session_group
@@ -222,11 +223,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 lambda: SupportSession.objects.filter(pk=self.session.pk)
                 .values_list("end_reason", flat=True).first()
             )()
-            self.stop_recording(reason or state)
+            await self.stop_recording(reason or state)
             await self.send_json({"type": "ended", "state": state, "reason": reason or state})
             await self.close(code=protocol.CLOSE_ENDED)
 
-    def stop_recording(self, reason: str) -> None:
+    async def stop_recording(self, reason: str) -> None:
         """Only the customer's socket records (see CustomerConsumer)."""
 
 
@@ -364,27 +365,27 @@ class CustomerConsumer(LiveConsumer):
     async def start_recording(self) -> bool:
         """Open this connection's recording; if that fails, no byte is relayed (fail closed)."""
         self.recorder = None
+        self.recording_id = None
         self.recording_started = time.time()
         # One recording per customer connection; the random part keeps names apart even when
         # two connections start within the same millisecond (or under a test's frozen clock).
-        directory = (settings.RECORDINGS_DIR / self.session.reference
-                     / f"connection-{int(self.recording_started * 1000)}-{secrets.token_hex(4)}")
+        relative = (f"{self.session.reference}/connection-"
+                    f"{int(self.recording_started * 1000)}-{secrets.token_hex(4)}")
         try:
-            self.recorder = recording.RecordingWriter(directory, self.session.reference)
+            recorder = recording.RecordingWriter(settings.RECORDINGS_DIR / relative,
+                                                 self.session.reference)
+            # The first record creates the first segment: an unwritable disk shows here.
+            recorder.event({"type": "recording_started", "session": self.session.reference},
+                           at_us=0)
         except recording.RecordingFailed as failed:
             await self.recording_failed(failed)
             return False
-        await database_sync_to_async(self.audit_recording_started)(directory)
+        self.recorder = recorder
+        started = await database_sync_to_async(recording_actions.start_recording)(
+            session=self.session, directory=relative
+        )
+        self.recording_id = started.pk
         return True
-
-    def audit_recording_started(self, directory) -> None:
-        from django.db import transaction
-
-        from audit.event_types import EventType
-
-        with transaction.atomic():
-            self.session.audit(EventType.RECORDING_STARTED, by=Actor.system("recording"),
-                               directory=str(directory.relative_to(settings.RECORDINGS_DIR)))
 
     async def record(self, write, *args, **kwargs) -> bool:
         """Write one record; on failure end the session at once and say False."""
@@ -404,13 +405,14 @@ class CustomerConsumer(LiveConsumer):
         await database_sync_to_async(actions.end_for_failed_recording)(
             session=self.session, error=str(failed)
         )
+        await self.close_recording("recording_failed")  # what was written is still archived
         if not self.closing:
             self.closing = True
             await self.send_json({"type": "ended", "state": "ended",
                                   "reason": "recording_failed"})
             await self.close(code=protocol.CLOSE_ENDED)
 
-    def stop_recording(self, reason: str) -> None:
+    async def stop_recording(self, reason: str) -> None:
         recorder, self.recorder = getattr(self, "recorder", None), None
         if recorder is not None:
             try:
@@ -418,9 +420,18 @@ class CustomerConsumer(LiveConsumer):
                 recorder.close()
             except recording.RecordingFailed:
                 pass  # the session is over either way; the reader finds the tail truncated
+        await self.close_recording(reason)
+
+    async def close_recording(self, reason: str) -> None:
+        """Hand the closed recording to the archive pipeline (once per connection)."""
+        recording_id, self.recording_id = getattr(self, "recording_id", None), None
+        if recording_id is not None:
+            await database_sync_to_async(recording_actions.close_recording)(
+                recording_id=recording_id, reason=reason
+            )
 
     async def disconnect(self, code):
-        self.stop_recording("disconnected" if not self.ended else "ended")
+        await self.stop_recording("disconnected" if not self.ended else "ended")
         if getattr(self, "watch", None):
             self.watch.cancel()
         if self.session is not None:

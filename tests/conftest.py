@@ -41,8 +41,14 @@ def _own_audit_anchor_file(settings, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _own_recordings_dir(settings, tmp_path):
-    """Each test's live sessions record into its own folder."""
+    """Each test's live sessions record into its own folder and archive into another."""
     settings.RECORDINGS_DIR = tmp_path / "recordings"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "recordings": {**settings.STORAGES["recordings"],
+                       "OPTIONS": {**settings.STORAGES["recordings"]["OPTIONS"],
+                                   "location": str(tmp_path / "archive")}},
+    }
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Settings from the environment: embedded default, production, and clear refusals."""
 
+import base64
 import os
 import secrets
 import subprocess
@@ -22,7 +23,10 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://portal:secret@db.internal:5432/portal",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "PORTAL_TRUSTED_PROXIES": "10.0.0.0/24",
+    "PORTAL_RECORDING_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    "PORTAL_RECORDING_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
 }
+WITHOUT = object()
 
 
 def run(args: list[str], env: dict, tmp_path) -> subprocess.CompletedProcess:
@@ -74,10 +78,20 @@ def test_production_uses_postgresql_and_redis(tmp_path):
         ({**PRODUCTION, "PORTAL_OPENING_HOURS": "mon-fri 18:00-08:00"}, "PORTAL_OPENING_HOURS"),
         ({**PRODUCTION, "PORTAL_HOLIDAY_STATE": "XX"}, "PORTAL_HOLIDAY_STATE"),
         ({**PRODUCTION, "PORTAL_KEY_LIFETIME_MINUTES": "90"}, "PORTAL_KEY_LIFETIME_MINUTES"),
+        ({**PRODUCTION, "PORTAL_RECORDING_SIGNING_KEY": WITHOUT}, "PORTAL_RECORDING_SIGNING_KEY"),
+        ({**PRODUCTION, "PORTAL_RECORDING_MASTER_KEY": WITHOUT}, "PORTAL_RECORDING_MASTER_KEY"),
+        ({**PRODUCTION, "PORTAL_RECORDING_MASTER_KEY": "c2hvcnQ="}, "PORTAL_RECORDING_MASTER_KEY"),
+        ({**PRODUCTION, "PORTAL_RECORDING_SIGNING_KEY": "not base64!"},
+         "PORTAL_RECORDING_SIGNING_KEY"),
+        ({**PRODUCTION, "PORTAL_RECORDING_RETENTION": "standard=10 years"},
+         "PORTAL_RECORDING_RETENTION"),
+        ({**PRODUCTION, "PORTAL_RECORDING_DEFAULT_CLASS": "gold"},
+         "PORTAL_RECORDING_DEFAULT_CLASS"),
+        ({**PRODUCTION, "PORTAL_ARCHIVE_S3_BUCKET": "archive"}, "PORTAL_ARCHIVE_S3_BUCKET"),
     ],
 )
 def test_a_missing_or_malformed_value_stops_the_start_and_names_it(tmp_path, env, named):
-    result = show_settings(env, tmp_path)
+    result = show_settings({k: v for k, v in env.items() if v is not WITHOUT}, tmp_path)
     assert result.returncode != 0
     assert f"Environment variable {named}:" in result.stderr
 
