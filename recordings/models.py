@@ -19,7 +19,7 @@ from sessions_app.models import SupportSession
 
 
 class RecordingState(models.TextChoices):
-    RECORDING = "recording", _("Recording")
+    RECORDING = "recording", _("Being recorded")
     FINALIZING = "finalizing", _("Finalizing")
     ARCHIVED = "archived", _("Archived")
     PURGED = "purged", _("Purged")

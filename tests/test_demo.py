@@ -31,6 +31,19 @@ def test_it_creates_one_user_per_role_and_prints_how_to_sign_in(db, debug_on, ca
     assert AuditEvent.objects.filter(event_type=EventType.DEMO_DATA_CREATED).count() == 1
 
 
+def test_it_leaves_an_archived_recording_to_play_back(db, debug_on, settings, tmp_path):
+    from recordings import archive
+    from recordings.models import Recording, RecordingState
+
+    settings.RECORDINGS_DIR = tmp_path / "recordings"
+    call_command("demo")
+    call_command("demo")
+    [recording] = Recording.objects.all()
+    assert recording.state == RecordingState.ARCHIVED
+    assert [e["kind"] for e in recording.timeline].count("chat") == 2
+    assert archive.verify_stored(recording).intact
+
+
 def test_running_it_twice_changes_nothing(db, debug_on, capsys):
     call_command("demo")
     first = capsys.readouterr().out

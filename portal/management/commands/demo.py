@@ -16,6 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.event_types import EventType
 from audit.events import Actor, record
 from portal.roles import ADMINISTRATOR, COMPLIANCE_OFFICER, SUPPORT_STAFF
+from recordings.demo import ensure_demo_recording
 
 # username, role, display name, enrolled (False: the user is led through enrolment)
 DEMO_USERS = [
@@ -55,6 +56,10 @@ class Command(BaseCommand):
         credentials_file.write_text(json.dumps(stored, indent=2))
         credentials_file.chmod(0o600)
         self.print_credentials(stored, created)
+        recording = ensure_demo_recording(staff=User.objects.get(username="support"))
+        self.stdout.write(f"  Demo recording of session {recording.session.reference} "
+                          f"({recording.get_state_display()}): sign in as compliance and open "
+                          "Recordings in the admin.")
 
     @transaction.atomic
     def ensure_users(self, stored: dict) -> list[str]:
