@@ -165,7 +165,8 @@ def test_the_manifest_describes_the_recording_deterministically(tmp_path):
     assert manifest["counts"]["input"] == 2 and manifest["counts"]["end"] == 1
     event = next(rec.RecordingReader(tmp_path).records())
     offset = rec.SEGMENT_HEADER_BYTES + rec.RECORD_HEADER_BYTES + len(event.payload)
-    assert manifest["keyframes"] == [{"segment": 0, "offset": offset, "at_us": 1000}]
+    assert manifest["keyframes"] == [{"segment": 0, "offset": offset, "at_us": 1000,
+                                      "repeated": False}]
     (segment,) = manifest["segments"]
     assert segment["sha256"] == hashlib.sha256(
         (tmp_path / segment["name"]).read_bytes()).hexdigest()
@@ -189,7 +190,13 @@ def test_it_seeks_to_the_keyframe_at_or_before_a_time(tmp_path):
     reader = rec.RecordingReader(tmp_path, manifest=rec.build_manifest(tmp_path))
     first = next(reader.seek(15 * SECOND + 1))
     assert first.type == rec.RECORD_KEYFRAME and first.at_us == 14 * SECOND
-    first = next(reader.seek(21 * SECOND))  # segment 2 opens at 20 s with a repeated keyframe
+    # Segment 2 opens at 20 s with the 14 s keyframe repeated; it lacks the tiles of 15–19 s, so
+    # an exact seek starts at the original in segment 1.
+    assert [f["repeated"] for f in reader.manifest["keyframes"] if f["at_us"] == 20 * SECOND] \
+        == [True]
+    first = next(reader.seek(20 * SECOND + 500_000))
+    assert first.at_us == 14 * SECOND and not first.flags & rec.FLAG_REPEATED
+    first = next(reader.seek(21 * SECOND))
     assert first.at_us == 21 * SECOND and first.payload == screen(22, keyframe=True)
     after = list(reader.seek(25 * SECOND))
     assert after[0].at_us == 21 * SECOND
@@ -331,3 +338,17 @@ def test_the_recording_constants_match_the_document(tmp_path):
     assert set(manifest) | set(manifest["segments"][0]) | set(manifest["keyframes"][0]) <= (
         documented
     )
+
+
+def test_the_players_copy_of_the_constants_matches_the_format():
+    script = (Path(__file__).resolve().parent.parent / "recordings/static/recordings/player.js")
+    text = script.read_text()
+    values = dict(re.findall(r"const (\w+) = (0x[0-9a-f]+|\d+);", text))
+    assert int(values["SEGMENT_HEADER_BYTES"]) == rec.SEGMENT_HEADER_BYTES
+    assert int(values["RECORD_HEADER_BYTES"]) == rec.RECORD_HEADER_BYTES
+    assert int(values["RECORD_KEYFRAME"]) == rec.RECORD_KEYFRAME
+    assert int(values["RECORD_TILE"]) == rec.RECORD_TILE
+    assert int(values["RECORD_CURSOR"]) == rec.RECORD_CURSOR
+    assert int(values["FLAG_REPEATED"], 16) == rec.FLAG_REPEATED
+    magic = re.search(r"const MAGIC = \[([^\]]+)\]", text).group(1)
+    assert bytes(int(b, 16) for b in magic.split(",")) == rec.MAGIC
