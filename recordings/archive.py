@@ -244,22 +244,10 @@ def verify_stored(recording: Recording) -> Verification:
     stored_manifest = read_object(recording, MANIFEST_OBJECT, problems)
     if stored_manifest is not None and stored_manifest != canonical:
         problems.append("the stored manifest differs from the signed one")
-    stored_signature = read_object(recording, SIGNATURE_OBJECT, problems)
-    if stored_signature is not None:
-        try:
-            signature = json.loads(stored_signature)["signature"]
-        except (ValueError, KeyError, TypeError):
-            signature = None
-        if signature != recording.signature:
-            problems.append("the stored signature differs from the database's")
-    stored_key = read_object(recording, KEY_OBJECT, problems)
-    if stored_key is not None:
-        try:
-            wrapped = json.loads(stored_key)["wrapped_key"]
-        except (ValueError, KeyError, TypeError):
-            wrapped = None
-        if wrapped != recording.wrapped_key:
-            problems.append("the stored data key differs from the database's")
+    if stored_field(recording, SIGNATURE_OBJECT, "signature", problems) != recording.signature:
+        problems.append("the stored signature differs from the database's")
+    if stored_field(recording, KEY_OBJECT, "wrapped_key", problems) != recording.wrapped_key:
+        problems.append("the stored data key differs from the database's")
     try:
         reader = fmt.RecordingReader(ArchiveSource(recording), manifest=recording.manifest)
         for _ in reader.records():
@@ -271,6 +259,15 @@ def verify_stored(recording: Recording) -> Verification:
         problems.append(str(exc))
     result.intact = not problems
     return result
+
+
+def stored_field(recording: Recording, name: str, key: str, problems: list[str]):
+    """One field of a stored JSON object, or None if it cannot be read."""
+    data = read_object(recording, name, problems)
+    try:
+        return json.loads(data)[key] if data is not None else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def read_object(recording: Recording, name: str, problems: list[str]) -> bytes | None:

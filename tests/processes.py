@@ -54,6 +54,15 @@ def stop(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float
         raise
 
 
+def celery_worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A real Celery worker process (one at a time, solo pool) on this test run's broker."""
+    return start(
+        ["-m", "celery", "-A", "portal", "worker", "--pool=solo", "--loglevel=INFO",
+         "--without-mingle", "--without-gossip", f"--hostname={name}@%h"],
+        env, log,
+    )
+
+
 def processes_with_marker(marker: str) -> list[int]:
     """Pids of live processes started with this PORTAL_TEST_MARKER."""
     needle = f"PORTAL_TEST_MARKER={marker}".encode()

@@ -19,7 +19,7 @@ from audit.event_types import EventType
 from recordings.models import Recording, RecordingState
 from tests.browser import axe_violations, in_sync_thread
 from tests.personas import PERSONAS, events, make_staff
-from tests.processes import ROOT, child_env, start, stop, wait_until
+from tests.processes import ROOT, celery_worker, child_env, stop, wait_until
 from tests.test_browser_customer import keyed_session, shipped_terms
 from tests.test_browser_live import admitted_customer, staff_page
 
@@ -54,11 +54,7 @@ def recording_portal(request, monkeypatch, settings, tmp_path):
     shipped_terms()
     portal = request.getfixturevalue("live_portal")
     log = tmp_path / "worker.log"
-    worker = start(
-        ["-m", "celery", "-A", "portal", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-mingle", "--without-gossip", f"--hostname=browser-{tmp_path.name}@%h"],
-        child_env(), log,
-    )
+    worker = celery_worker(f"browser-{tmp_path.name}", child_env(), log)
     try:
         yield portal, log
     finally:

@@ -6,7 +6,7 @@ from audit.event_types import EventType
 from audit.events import Actor, record
 from audit.models import AuditEvent
 from audit.tasks import verify_audit_chain
-from tests.processes import child_env, start, stop, wait_until
+from tests.processes import celery_worker, child_env, stop, wait_until
 
 
 @pytest.mark.django_db(transaction=True)
@@ -14,12 +14,8 @@ def test_a_worker_verifies_the_chain_and_records_the_outcome(tmp_path):
     for n in range(3):
         record(event_type="test.event", actor=Actor.system(), details={"n": n})
     log = tmp_path / "worker.log"
-    worker = start(
-        ["-m", "celery", "-A", "portal", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-mingle", "--without-gossip", f"--hostname=test-{tmp_path.name}@%h"],
-        child_env(PORTAL_AUDIT_ANCHOR_FILE=str(tmp_path / "anchors.log")),
-        log,
-    )
+    worker = celery_worker(f"test-{tmp_path.name}",
+                           child_env(PORTAL_AUDIT_ANCHOR_FILE=str(tmp_path / "anchors.log")), log)
     try:
         verify_audit_chain.delay()
         event = wait_until(

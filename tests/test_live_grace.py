@@ -10,7 +10,7 @@ from consent.models import TermsVersion
 from sessions_app import actions
 from sessions_app.models import EndReason, SessionState, SupportSession
 from tests.personas import events
-from tests.processes import child_env, start, stop, wait_until
+from tests.processes import celery_worker, child_env, stop, wait_until
 from tests.sessions import wait_for_a_whole_slot, waiting_customer
 
 # No travelling clock here: the task's countdown becomes a time the worker reads off its own.
@@ -43,11 +43,7 @@ def test_a_worker_ends_the_session_when_the_customer_stays_away(alice, settings,
     settings.LIVE_GRACE_SECONDS = 1
     session = connected_customer(alice)
     log = tmp_path / "worker.log"
-    worker = start(
-        ["-m", "celery", "-A", "portal", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-mingle", "--without-gossip", f"--hostname=grace-{tmp_path.name}@%h"],
-        child_env(), log,
-    )
+    worker = celery_worker(f"grace-{tmp_path.name}", child_env(), log)
     try:
         assert actions.disconnect_customer(session=session, channel="test-channel-1")
         wait_until(

@@ -10,7 +10,7 @@ import pytest
 from audit.event_types import EventType
 from recordings.models import Recording, RecordingState
 from tests.personas import events
-from tests.processes import ROOT, child_env, start, stop, wait_until
+from tests.processes import ROOT, celery_worker, child_env, stop, wait_until
 from tests.test_live import (  # noqa: F401 - the terms fixture
     both,
     closed_with,
@@ -41,11 +41,7 @@ async def test_an_ended_session_is_archived_by_a_worker_and_verifies_until_a_byt
 ):
     log = tmp_path / "worker.log"
     env = archive_env(settings)
-    worker = start(
-        ["-m", "celery", "-A", "portal", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-mingle", "--without-gossip", f"--hostname=rec-{tmp_path.name}@%h"],
-        env, log,
-    )
+    worker = celery_worker(f"rec-{tmp_path.name}", env, log)
     try:
         session, cust, viewer = await both(alice)
         await cust.send_to(bytes_data=tile(1, keyframe=True))
