@@ -86,7 +86,7 @@ class Recording(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.session.reference} · {self.started_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.session.reference} · {timezone.localtime(self.started_at):%Y-%m-%d %H:%M:%S}"
 
     @property
     def duration_seconds(self) -> float:
@@ -131,4 +131,4 @@ class RecordingExport(models.Model):
         verbose_name_plural = _("recording exports")
 
     def __str__(self) -> str:
-        return f"{self.recording} · MP4 {self.requested_at:%Y-%m-%d %H:%M}"
+        return f"{self.recording} · MP4 {timezone.localtime(self.requested_at):%Y-%m-%d %H:%M}"

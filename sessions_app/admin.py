@@ -2,7 +2,8 @@
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from portal.admin_site import ReadOnlyAdmin
@@ -39,13 +40,25 @@ class SupportSessionAdmin(ReadOnlyAdmin):
         (_("Customer at admission"),
          {"fields": ("customer_entered_name", "customer_ip", "customer_user_agent",
                      "consent_receipt")}),
+        (_("Recordings"), {"fields": ("recording_links",)}),
         (_("Timeline"), {"fields": ("created_at", "key_issued_at", "customer_waiting_at",
                                     "admitted_at", "ended_at", "cancelled_at", "expired_at",
                                     "refused_at")}),
     ]
+    readonly_fields = ("consent_receipt", "recording_links")
 
-
-    readonly_fields = ("consent_receipt",)
+    @admin.display(description=_("Recordings"))
+    def recording_links(self, obj):
+        """One link per customer connection's recording, for those who may review them."""
+        recordings = list(obj.recordings.order_by("started_at"))
+        if not recordings:
+            return _("No recording.")
+        return format_html_join(
+            format_html("<br>"), '<a href="{}">{}</a> ({})',
+            ((reverse("admin:recordings_recording_change", args=[r.pk]),
+              f"{timezone.localtime(r.started_at):%d.%m.%Y %H:%M:%S}", r.get_state_display())
+             for r in recordings),
+        )
 
     @admin.display(description=_("Consent"))
     def consent_receipt(self, obj):

@@ -106,6 +106,13 @@ def test_a_compliance_officer_lists_and_reads_a_recording(client, english, recor
     assert Recording.objects.filter(pk=recording.pk, legal_hold=False).exists()
 
 
+def test_the_session_page_links_to_its_recordings(client, english, recording, bob):
+    sign_in_verified(client, bob)
+    page = client.get(f"/admin/sessions_app/supportsession/{recording.session.pk}/change/")
+    assert page.status_code == 200
+    assert url(recording, "change/") in page.content.decode()
+
+
 def test_unknown_recordings_and_segments_are_404(client, recording, bob):
     sign_in_verified(client, bob)
     for path in (f"{LIST}999999/play/", f"{LIST}999999/segment/0/",
