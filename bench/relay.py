@@ -9,7 +9,16 @@ Measures, with one real daphne process serving ``portal.asgi:application`` on 12
 3. the latency of 30 fps x 100 KB, paced, for 10 s (ours and bare);
 4. how many concurrent sessions at 10 fps x 60 KB stay under 100 ms p99 (1, 2, 4, ... then
    bisected; each step 5 s, a failing step tried once more; bounded in sessions and time),
-   and the bare relay at the first failing count, to tell the relay's limit from the machine's.
+   and the bare relay at the first failing count, to tell the relay's limit from the machine's;
+5. what recording costs: the throughput of 1 and 2 against a second daphne serving
+   ``bench/unrecorded_asgi.py`` (the same relay, its per-message record written nowhere), in
+   interleaved rounds (BENCH_RELAY_COST_ROUNDS, default 3; medians), as msg/s and relay CPU
+   per tile, and the cost in %.
+
+BENCH_RELAY_PARTS picks parts (comma-separated, default ``throughput,cost,paced,sweep``;
+``sweep_unrecorded`` adds the sweep of 4 on the unrecorded relay). ``BENCH_RELAY_PARTS=cost``
+measures only what recording costs (about a minute); BENCH_RELAY_SIZES (KB, default ``1,100``)
+picks the message sizes of 1, 2 and 5.
 
 Runs on a throw-away test database and the channel layer of whatever the environment
 configures, like ``make bench``:
@@ -69,7 +78,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = ROOT / "var" / "bench"
 
 KB = 1024
-SIZES = [("1 KB", 1 * KB), ("100 KB", 100 * KB)]  # whole WebSocket message, header included
+# Whole WebSocket message, header included; BENCH_RELAY_SIZES=100 measures 100 KB only.
+SIZES = [(f"{kb} KB", int(kb) * KB)
+         for kb in os.environ.get("BENCH_RELAY_SIZES", "1,100").split(",") if kb.strip()]
 WARMUP_SECONDS = 0.5
 THROUGHPUT_SECONDS = 5.0
 THROUGHPUT_MAX_WINDOW = 16  # tiles in flight in a throughput run (see window_for)
@@ -88,6 +99,15 @@ RELAY_RATE_LIMIT = 1_000_000
 SCREEN = (1920, 1080)
 TILE_RECT = (0, 0, 256, 256)
 WATCHDOG_SECONDS = 20 * 60  # the orchestrator kills a load client that runs longer
+ALL_PARTS = ("throughput", "cost", "paced", "sweep")
+OPTIONAL_PARTS = ("sweep_unrecorded",)  # the sweep again on the unrecorded relay (~3 min)
+PARTS = [part.strip() for part in
+         os.environ.get("BENCH_RELAY_PARTS", ",".join(ALL_PARTS)).split(",") if part.strip()]
+COST_ROUNDS = int(os.environ.get("BENCH_RELAY_COST_ROUNDS", 3))
+# Which server each pool of connections talks to: "unrecorded" is a second daphne serving
+# bench/unrecorded_asgi.py; each daphne on the Redis layer has its own keepalive session.
+SERVER_OF = {"ours": "ours", "keepalive": "ours", "unrecorded": "unrecorded",
+             "keepalive_unrecorded": "unrecorded", "bare": "bare"}
 STAMP = struct.Struct("!Q")
 
 
@@ -336,7 +356,7 @@ class LoadClient:
             size: os.urandom(size - self.header_bytes - STAMP.size)
             for size in {size for _, size in SIZES} | {PACED_BYTES, SWEEP_BYTES}
         }
-        self.pairs: dict[str, list[Pair]] = {"ours": [], "bare": [], "keepalive": []}
+        self.pairs: dict[str, list[Pair]] = {relay: [] for relay in SERVER_OF}
         self.closing = False
         self.extensions_in_use: set[str] = set()
         self.asking = asyncio.Lock()
@@ -392,7 +412,7 @@ class LoadClient:
         pool = self.pairs[relay]
         missing = count - len(pool)
         if missing > 0:
-            port = self.config["ports"]["bare" if relay == "bare" else "ours"]
+            port = self.config["ports"][SERVER_OF[relay]]
             if relay != "bare":
                 for info in await self.request_sessions(missing):
                     pair = Pair(self, relay, info["reference"])
@@ -441,7 +461,7 @@ class LoadClient:
     # --- Measurements -----------------------------------------------------------------------
 
     def relay_pid(self, relay: str) -> int:
-        return self.config["pids"][relay]
+        return self.config["pids"][SERVER_OF[relay]]
 
     async def drain(self, recs: list[Recorder]) -> None:
         deadline = time.perf_counter() + DRAIN_SECONDS
@@ -572,6 +592,52 @@ class LoadClient:
             }
         return results
 
+    async def part_recording_cost(self) -> dict:
+        """Our relay against the same relay recording nothing, in interleaved rounds."""
+        results: dict = {}
+        for name, size in SIZES:
+            window = self.window_for(size)
+            rounds: dict[str, list[dict]] = {"ours": [], "unrecorded": []}
+            for number in range(COST_ROUNDS):
+                # Alternate the order, so that a drift of the machine's load hits both alike.
+                order = ("ours", "unrecorded") if number % 2 == 0 else ("unrecorded", "ours")
+                for relay in order:
+                    [pair] = await self.grow(relay, 1)
+                    await self.closed_loop(pair, size, WARMUP_SECONDS, window)
+                    loaded = await self.measure(
+                        relay, self.closed_loop(pair, size, THROUGHPUT_SECONDS, window))
+                    loaded["relay_cpu_ms_per_msg"] = round(
+                        1000 * loaded["cpu"]["relay_cpu_s"] / max(loaded["received"], 1), 3)
+                    rounds[relay].append(loaded)
+                    say(f"  {name:>6} {relay:>10} round {number + 1}: "
+                        f"{loaded['msgs_per_s']:9.1f} msg/s, "
+                        f"{loaded['relay_cpu_ms_per_msg']:.3f} relay CPU ms/msg, machine CPU "
+                        f"{loaded['cpu']['machine_pct']}%, lost {loaded['lost']}")
+            row: dict = {"bytes": size, "window": window, "rounds": rounds}
+            for relay, measured in rounds.items():
+                row[relay] = {
+                    "msgs_per_s": median([r["msgs_per_s"] for r in measured]),
+                    "relay_cpu_ms_per_msg": median([r["relay_cpu_ms_per_msg"]
+                                                    for r in measured]),
+                    "p50_ms": median([r["p50_ms"] for r in measured]),
+                    "p99_ms": median([r["p99_ms"] for r in measured]),
+                    "machine_pct": median([r["cpu"]["machine_pct"] for r in measured]),
+                    "lost": sum(r["lost"] for r in measured),
+                }
+            ours, unrecorded = row["ours"], row["unrecorded"]
+            row["cost_pct"] = {
+                # Fewer messages per second with recording: 10 means 10 % fewer.
+                "throughput": percent_less(ours["msgs_per_s"], unrecorded["msgs_per_s"]),
+                # More relay CPU per tile with recording: 10 means 10 % more.
+                "cpu_per_msg": percent_more(ours["relay_cpu_ms_per_msg"],
+                                            unrecorded["relay_cpu_ms_per_msg"]),
+            }
+            say(f"  {name:>6} recording costs {row['cost_pct']['throughput']} % msg/s, "
+                f"{row['cost_pct']['cpu_per_msg']} % relay CPU per tile (medians of "
+                f"{COST_ROUNDS})")
+            results[name] = row
+        return results
+
     async def part_paced(self) -> dict:
         results = {}
         for relay in ("ours", "bare"):
@@ -600,7 +666,7 @@ class LoadClient:
             f"{'under' if result['passed'] else 'OVER'} {SWEEP_P99_LIMIT_MS:.0f} ms")
         return result
 
-    async def part_sweep(self) -> dict:
+    async def part_sweep(self, relay: str = "ours") -> dict:
         started = time.perf_counter()
         steps: list[dict] = []
         passed: int = 0
@@ -612,10 +678,10 @@ class LoadClient:
 
         async def attempt(n: int) -> bool:
             try:
-                result = await self.sweep_step("ours", n)
+                result = await self.sweep_step(relay, n)
             except Exception as error:  # a refused or closed connection counts as a failure
-                result = {"sessions": n, "relay": "ours", "passed": False, "error": str(error)}
-                say(f"  ours {n:>3} sessions: error {error}")
+                result = {"sessions": n, "relay": relay, "passed": False, "error": str(error)}
+                say(f"  {relay} {n:>3} sessions: error {error}")
             steps.append(result)
             return result["passed"]
 
@@ -650,7 +716,7 @@ class LoadClient:
                 failed = mid
         bare = None
         reference = failed or passed
-        if reference:
+        if reference and relay == "ours":
             try:
                 bare = await self.sweep_step("bare", reference)
             except Exception as error:
@@ -672,15 +738,25 @@ class LoadClient:
         keeping = None
         try:
             if self.config["keepalive"]:
-                [pair] = await self.grow("keepalive", 1)
-                keeping = asyncio.ensure_future(self.keepalive(pair))
-            say("1+2. throughput and latency, ours vs bare")
-            result["throughput"] = await self.part_throughput()
-            say(f"3. {PACED_FPS} fps x {PACED_BYTES // KB} KB for {PACED_SECONDS:.0f} s")
-            result["paced"] = await self.part_paced()
-            say(f"4. concurrent sessions at {SWEEP_FPS} fps x {SWEEP_BYTES // KB} KB, "
-                f"p99 < {SWEEP_P99_LIMIT_MS:.0f} ms")
-            result["sweep"] = await self.part_sweep()
+                pools = ["keepalive"] + (["keepalive_unrecorded"] if unrecorded_needed() else [])
+                pairs = [(await self.grow(pool, 1))[0] for pool in pools]
+                keeping = asyncio.gather(*(self.keepalive(pair) for pair in pairs))
+            if "throughput" in PARTS:
+                say("1+2. throughput and latency, ours vs bare")
+                result["throughput"] = await self.part_throughput()
+            if "cost" in PARTS:
+                say(f"5. what recording costs: ours vs unrecorded, {COST_ROUNDS} rounds")
+                result["recording_cost"] = await self.part_recording_cost()
+            if "paced" in PARTS:
+                say(f"3. {PACED_FPS} fps x {PACED_BYTES // KB} KB for {PACED_SECONDS:.0f} s")
+                result["paced"] = await self.part_paced()
+            if "sweep" in PARTS:
+                say(f"4. concurrent sessions at {SWEEP_FPS} fps x {SWEEP_BYTES // KB} KB, "
+                    f"p99 < {SWEEP_P99_LIMIT_MS:.0f} ms")
+                result["sweep"] = await self.part_sweep()
+            if "sweep_unrecorded" in PARTS:
+                say("4b. the same sweep on the unrecorded relay")
+                result["sweep_unrecorded"] = await self.part_sweep("unrecorded")
         except Exception:
             result["error"] = traceback.format_exc()
             say(result["error"])
@@ -688,11 +764,14 @@ class LoadClient:
             beating.cancel()
             if keeping is not None:
                 keeping.cancel()
-            result["keepalive_problems"] = [p for pair in self.pairs["keepalive"]
-                                            for p in pair.problems]
+            result["keepalive_problems"] = [
+                p for pool in ("keepalive", "keepalive_unrecorded")
+                for pair in self.pairs[pool] for p in pair.problems]
             self.closing = True
             result["client_extensions_in_use"] = sorted(self.extensions_in_use)
-            result["keyframe_requests"] = sum(p.keyframe_requests for p in self.pairs["ours"])
+            result["keyframe_requests"] = sum(p.keyframe_requests for relay in
+                                              ("ours", "unrecorded")
+                                              for p in self.pairs[relay])
             result["connections"] = {relay: len(pool) for relay, pool in self.pairs.items()}
             for pool in self.pairs.values():
                 for pair in pool:
@@ -703,10 +782,34 @@ class LoadClient:
         return result
 
 
+def unrecorded_needed() -> bool:
+    return bool({"cost", "sweep_unrecorded"} & set(PARTS))
+
+
 def ratio(ours, bare) -> float | None:
     if ours is None or bare is None or not bare:
         return None
     return round(ours / bare, 2)
+
+
+def median(values: list) -> float | None:
+    present = sorted(v for v in values if v is not None)
+    if not present:
+        return None
+    middle = len(present) // 2
+    return present[middle] if len(present) % 2 else (present[middle - 1] + present[middle]) / 2
+
+
+def percent_less(recorded, unrecorded) -> float | None:
+    if recorded is None or not unrecorded:
+        return None
+    return round(100 * (1 - recorded / unrecorded), 1)
+
+
+def percent_more(recorded, unrecorded) -> float | None:
+    if recorded is None or not unrecorded:
+        return None
+    return round(100 * (recorded / unrecorded - 1), 1)
 
 
 def load_client() -> None:
@@ -745,6 +848,10 @@ def orchestrate() -> None:
 
     if not {"127.0.0.1", "*"} & set(settings.ALLOWED_HOSTS):
         raise SystemExit("ALLOWED_HOSTS must include 127.0.0.1 (run through `make bench`)")
+    unknown = set(PARTS) - set(ALL_PARTS) - set(OPTIONAL_PARTS)
+    if unknown or not PARTS or not SIZES:
+        raise SystemExit(f"BENCH_RELAY_PARTS: unknown parts {sorted(unknown)}; choose from "
+                         f"{','.join(ALL_PARTS + OPTIONAL_PARTS)} (and BENCH_RELAY_SIZES in KB)")
     check_header_packing(protocol)
     if connection.vendor != "sqlite":
         # Never the developer's database, nor the test suite's test database.
@@ -758,6 +865,13 @@ def orchestrate() -> None:
         processes["ours"] = start(
             ["-m", "daphne", "-b", "127.0.0.1", "-p", str(ports["ours"]),
              "portal.asgi:application"], env, run_dir / "daphne.log")
+        if unrecorded_needed():
+            # The same relay with its per-message record written nowhere (bench only).
+            ports["unrecorded"] = free_port()
+            processes["unrecorded"] = start(
+                ["-m", "daphne", "-b", "127.0.0.1", "-p", str(ports["unrecorded"]),
+                 "bench.unrecorded_asgi:application"],
+                {**env, "BENCH_UNRECORDED_RELAY": "1"}, run_dir / "daphne-unrecorded.log")
         processes["bare"] = start([str(Path(__file__).resolve()), "--bare-relay",
                                    str(ports["bare"])], dict(os.environ), run_dir / "bare.log")
         healthz = wait_until(
@@ -766,6 +880,12 @@ def orchestrate() -> None:
             timeout=60, what="daphne to answer", log=run_dir / "daphne.log")
         wait_until(lambda: port_open(ports["bare"]) or processes["bare"].poll() is not None,
                    timeout=30, what="the bare relay", log=run_dir / "bare.log")
+        if "unrecorded" in processes:
+            wait_until(
+                lambda: processes["unrecorded"].poll() is not None
+                or http_status(f"http://127.0.0.1:{ports['unrecorded']}/healthz"),
+                timeout=60, what="the unrecorded daphne to answer",
+                log=run_dir / "daphne-unrecorded.log")
         for name, process in processes.items():
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}")
@@ -808,6 +928,7 @@ def orchestrate() -> None:
                 "LIVE_VIEWER_WINDOW_BYTES": settings.LIVE_VIEWER_WINDOW_BYTES,
                 "LIVE_MAX_MESSAGE_BYTES": settings.LIVE_MAX_MESSAGE_BYTES,
             },
+            "parts": PARTS,
             "seconds": round(time.monotonic() - started, 1),
             "sessions_made": {"count": make_session.made,
                               "seconds": round(make_session.seconds, 1)},
@@ -833,8 +954,10 @@ def orchestrate() -> None:
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
     layer_name = "redis" if "Redis" in layer else "inmemory"
-    output = Path(os.environ.get("BENCH_RELAY_OUTPUT",
-                                 OUTPUT_DIR / f"relay-{connection.vendor}-{layer_name}.json"))
+    # A run of some parts only does not overwrite the figures of a full run.
+    parts = "" if PARTS == list(ALL_PARTS) and len(SIZES) == 2 else "-" + "-".join(PARTS)
+    output = Path(os.environ.get(
+        "BENCH_RELAY_OUTPUT", OUTPUT_DIR / f"relay-{connection.vendor}-{layer_name}{parts}.json"))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(figures, indent=2) + "\n")
     print_tables(figures)
@@ -1025,6 +1148,25 @@ def print_tables(figures: dict) -> None:
             print(f"{name:>7} {fmt(r.get('throughput'), '.2f'):>7} "
                   f"{fmt(r.get('cpu_per_msg'), '.2f'):>8} "
                   + " ".join(f"{cell:>9}" for cell in cells))
+    cost = figures.get("recording_cost")
+    if cost:
+        print()
+        rounds = len(next(iter(cost.values()))["rounds"]["ours"])
+        print(f"5. What recording costs: ours (records every message) vs the same relay "
+              f"recording nothing (bench/unrecorded_asgi.py); medians of {rounds} interleaved "
+              f"rounds of {THROUGHPUT_SECONDS:.0f} s")
+        print(f"{'message':>7} {'relay':>10} {'msg/s':>9} {'CPU ms/msg':>10} {'load p50':>9} "
+              f"{'load p99':>9} {'machine CPU':>11} {'lost':>5}")
+        for name, row in cost.items():
+            for relay in ("ours", "unrecorded"):
+                r = row[relay]
+                print(f"{name:>7} {relay:>10} {fmt(r['msgs_per_s']):>9} "
+                      f"{fmt(r['relay_cpu_ms_per_msg'], '.3f'):>10} {fmt(r['p50_ms'], '.2f'):>9} "
+                      f"{fmt(r['p99_ms'], '.2f'):>9} {fmt(r['machine_pct'], '.0f'):>8}% "
+                      f"{r['lost']:>5}")
+            c = row["cost_pct"]
+            print(f"{name:>7} {'cost':>10} {fmt(c['throughput']):>8}% "
+                  f"{fmt(c['cpu_per_msg']):>9}%   (msg/s fewer, relay CPU per tile more)")
     paced = figures.get("paced")
     if paced:
         print()
@@ -1039,22 +1181,24 @@ def print_tables(figures: dict) -> None:
                   f"{r['cpu']['machine_pct']:>6.0f}/{r['cpu']['machine_pct_max']}%")
         r = paced["ratio_ours_to_bare"]
         print(f"ratio ours / bare: p50 {fmt(r['p50'], '.2f')}, p99 {fmt(r['p99'], '.2f')}")
-    sweep = figures.get("sweep")
-    if sweep:
+    for key, title in (("sweep", "4."), ("sweep_unrecorded", "4b. Unrecorded relay:")):
+        sweep = figures.get(key)
+        if not sweep:
+            continue
         print()
-        print(f"4. Concurrent sessions at {sweep['fps']} fps x {sweep['bytes'] // KB} KB, "
+        print(f"{title} Concurrent sessions at {sweep['fps']} fps x {sweep['bytes'] // KB} KB, "
               f"{sweep['seconds_per_step']:.0f} s per step, limit p99 < "
               f"{sweep['p99_limit_ms']:.0f} ms (a lost tile counts as late)")
-        print(f"{'relay':>5} {'sessions':>8} {'p50 ms':>7} {'p99 ms':>8} {'max ms':>8} "
+        print(f"{'relay':>10} {'sessions':>8} {'p50 ms':>7} {'p99 ms':>8} {'max ms':>8} "
               f"{'lost':>5} {'send lag p99':>12} {'relay CPU':>9} {'client CPU':>10} "
               f"{'machine CPU':>11}  result")
         steps = sweep["steps"] + ([sweep["bare_at_first_failing"]]
                                   if sweep.get("bare_at_first_failing") else [])
         for r in steps:
             if "error" in r:
-                print(f"{r.get('relay', 'bare'):>5} {r['sessions']:>8}  error: {r['error']}")
+                print(f"{r.get('relay', 'bare'):>10} {r['sessions']:>8}  error: {r['error']}")
                 continue
-            print(f"{r['relay']:>5} {r['sessions']:>8} {fmt(r['p50_ms'], '.2f'):>7} "
+            print(f"{r['relay']:>10} {r['sessions']:>8} {fmt(r['p50_ms'], '.2f'):>7} "
                   f"{fmt(r['p99_counting_lost_ms'], '.2f'):>8} {fmt(r['max_ms'], '.2f'):>8} "
                   f"{r['lost']:>5} {fmt(r['send_lag_p99_ms'], '.2f'):>12} "
                   f"{r['cpu']['relay_process_pct']:>8.0f}% {r['cpu']['client_pct']:>9.0f}% "
