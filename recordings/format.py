@@ -13,7 +13,9 @@ import bisect
 import hashlib
 import json
 import os
+import queue
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +51,7 @@ RECORD_CURSOR = 4  # payload: JSON {"x", "y", "visible"}
 RECORD_INPUT = 5  # payload: JSON, the staff input message (key removed unless allowed)
 RECORD_CHAT = 6  # payload: JSON, the chat message
 RECORD_EVENT = 7  # payload: JSON, a control or consent event
-RECORD_CHECKPOINT = 8  # payload: running SHA-256 32s + UTC microseconds since the epoch u64
+RECORD_CHECKPOINT = 8  # payload: SHA-256 of the segment so far 32s + UTC µs since the epoch u64
 RECORD_END = 9  # payload: JSON {"reason"}
 RECORD_TYPES = {
     RECORD_KEYFRAME: "keyframe",
@@ -130,7 +132,7 @@ class Record:
         return json.loads(self.payload)
 
     def checkpoint(self) -> tuple[bytes, datetime]:
-        """The running hash and UTC time a checkpoint record carries."""
+        """The segment's hash so far and the UTC time a checkpoint record carries."""
         digest, utc_us = CHECKPOINT.unpack(self.payload)
         return digest, datetime.fromtimestamp(utc_us / 1_000_000, UTC)
 
@@ -138,15 +140,129 @@ class Record:
 # --- Writing --------------------------------------------------------------------------------
 
 
+class _Backstage:
+    """The writer's own threads: one hashes what was written, one waits for the disk.
+
+    The relay's thread only hands bytes to the operating system. SHA-256 (which releases the
+    GIL) runs on another core, and fsync never blocks the relay. The writer reads the digests
+    only after ``settle()``, when the hashing thread has caught up and waits; ``drain()`` also
+    waits for every fsync handed over so far.
+    """
+
+    _HASH, _NEW_SEGMENT, _FSYNC, _FSYNC_DIRECTORY, _CLOSE, _BARRIER, _STOP = range(7)
+
+    def __init__(self):
+        self.segment = hashlib.sha256()
+        self.error: OSError | None = None
+        self._stopped = False
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._hashing: queue.SimpleQueue = queue.SimpleQueue()
+        self._syncing: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, args=(self._hashing,), daemon=True,
+                             name="recording-hash"),
+            threading.Thread(target=self._run, args=(self._syncing,), daemon=True,
+                             name="recording-fsync"),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # Small records are handed over in batches: waking the thread for each would cost more
+    # than hashing them here.
+    HAND_OVER_BYTES = 64 * 1024
+
+    def hash(self, parts: tuple[bytes, ...]) -> None:
+        self._pending.extend(parts)
+        self._pending_bytes += sum(map(len, parts))
+        if self._pending_bytes >= self.HAND_OVER_BYTES:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._pending:
+            self._hashing.put((self._HASH, self._pending))
+            self._pending, self._pending_bytes = [], 0
+
+    def new_segment(self) -> None:
+        self._hand_over()
+        self._hashing.put((self._NEW_SEGMENT, None))
+
+    def fsync(self, file) -> None:
+        self._syncing.put((self._FSYNC, file))
+
+    def close_file(self, file) -> None:
+        self._syncing.put((self._CLOSE, file))
+
+    def fsync_directory(self, directory: Path) -> None:
+        self._syncing.put((self._FSYNC_DIRECTORY, directory))
+
+    def settle(self) -> None:
+        """Return once everything written so far is hashed."""
+        self._hand_over()
+        self._wait(self._hashing)
+
+    def drain(self) -> None:
+        """Return once everything written so far is hashed, fsynced and closed."""
+        self.settle()
+        self._wait(self._syncing)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for work, thread in zip((self._hashing, self._syncing), self._threads, strict=True):
+            work.put((self._STOP, None))
+            if thread is not threading.current_thread():
+                thread.join()
+
+    def _wait(self, work: queue.SimpleQueue) -> None:
+        if self._stopped:
+            return  # the writer failed or closed: nothing is waited for any more
+        done = threading.Event()
+        work.put((self._BARRIER, done))
+        done.wait()
+
+    def _run(self, work: queue.SimpleQueue) -> None:
+        while True:
+            kind, item = work.get()
+            if kind == self._HASH:
+                small = bytearray()  # hashed together: hashlib lets go of the GIL > 2 KiB
+                for part in item:
+                    if len(part) < 4096:
+                        small += part
+                        continue
+                    if small:
+                        self.segment.update(small)
+                        small = bytearray()
+                    self.segment.update(part)
+                if small:
+                    self.segment.update(small)
+            elif kind == self._NEW_SEGMENT:
+                self.segment = hashlib.sha256()
+            elif kind in (self._FSYNC, self._FSYNC_DIRECTORY, self._CLOSE):
+                try:
+                    if kind == self._CLOSE:
+                        item.close()
+                    elif self.error is not None:
+                        pass  # failed already: the writer reports the first error
+                    elif kind == self._FSYNC:
+                        os.fsync(item.fileno())
+                    else:
+                        _fsync_directory(item)
+                except OSError as exc:
+                    self.error = self.error or exc  # the writer fails on its next call
+            elif kind == self._BARRIER:
+                item.set()
+            else:
+                return
+
+
 class RecordingWriter:
     """Writes one session's recording into an empty directory; any OSError is RecordingFailed."""
 
     # How bytes are handed over (no effect on the format): a payload this large goes out with its
-    # header in one writev instead of being copied behind it, and after every _WRITEBACK_BYTES
-    # the kernel is asked to start writing the segment out, so the next fsync has less to wait.
+    # header in one writev instead of being copied behind it.
     _JOIN_BELOW_BYTES = 16 * 1024
-    _WRITEBACK_BYTES = 1024 * 1024
-    _PAGE_BYTES = 4096
 
     def __init__(
         self,
@@ -166,9 +282,8 @@ class RecordingWriter:
         self._clock = clock
         self._max_bytes = max_segment_bytes
         self._max_us = max_segment_us
-        self._running = hashlib.sha256()
+        self._backstage = _Backstage()
         self._file = None
-        self._segment_hash = hashlib.sha256()
         self._previous_hash = ZERO_HASH
         self._number = -1
         self._size = 0
@@ -245,12 +360,15 @@ class RecordingWriter:
         if self._closed or self._failed:
             return
         self._closed = True
-        if self._file is None:
-            return
         try:
-            self._close_segment()
+            if self._file is not None:
+                self._close_segment()
+            self._backstage.drain()  # every fsync done: durable when close() returns
+            if self._backstage.error is not None:
+                raise self._backstage.error
         except OSError as exc:
             self._fail(exc)
+        self._backstage.stop()
 
     def manifest(self) -> dict:
         """The manifest of what has been written so far, read back and verified from disk."""
@@ -265,6 +383,8 @@ class RecordingWriter:
     # Internals.
 
     def _guard(self) -> None:
+        if self._backstage.error is not None and not self._failed:
+            self._fail(self._backstage.error)  # an fsync failed after the last call returned
         if self._failed:
             raise RecordingFailed("the recording failed earlier; nothing more can be written")
         if self._closed:
@@ -272,11 +392,13 @@ class RecordingWriter:
 
     def _fail(self, exc: OSError) -> None:
         self._failed = True
+        self._backstage.stop()
         if self._file is not None:
             try:
                 self._file.close()
             except OSError:
                 pass  # already failing; the first error is the one to report
+            self._file = None
         raise RecordingFailed(f"cannot write the recording in {self.directory}: {exc}") from exc
 
     def _record(self, kind: int, channel: int, flags: int, at_us: int, payload: bytes) -> None:
@@ -318,10 +440,11 @@ class RecordingWriter:
         header_flags = SEGMENT_FLAG_KEYFRAME if (opening == RECORD_KEYFRAME or repeat) else 0
         path = self.directory / segment_name(self._number)
         self._file = open(path, "xb", buffering=0)  # kept open across records
-        _fsync_directory(self.directory)  # so the new file's name survives a power loss too
-        self._segment_hash = hashlib.sha256()
+        # So that the new file's name survives a power loss too; on the fsync thread, before
+        # any later fsync of the file's data.
+        self._backstage.fsync_directory(self.directory)
+        self._backstage.new_segment()
         self._size = 0
-        self._written_back = 0  # bytes of this segment the kernel was asked to write out
         self._segment_start_us = at_us
         self._records_after_opening = 0
         self._write(SEGMENT_HEADER.pack(
@@ -336,19 +459,23 @@ class RecordingWriter:
         # Every segment ends on a checkpoint (or the end record right after the final one), so
         # each closed file is verifiable on its own.
         if self._ended:
-            os.fsync(self._file.fileno())
+            self._backstage.fsync(self._file)
         else:
             self._checkpoint(self._last_us)
-        self._file.close()
+        self._backstage.close_file(self._file)  # after its fsync, on the fsync thread
         self._file = None
-        self._previous_hash = self._segment_hash.digest()
+        self._backstage.settle()  # the whole segment hashed, for the next segment's header
+        self._previous_hash = self._backstage.segment.digest()
 
     def _checkpoint(self, at_us: int) -> None:
         utc_us = int(self._clock().timestamp() * 1_000_000)
-        payload = CHECKPOINT.pack(self._running.digest(), utc_us)
+        self._backstage.settle()  # the hash of the segment up to the checkpoint
+        if self._backstage.error is not None:
+            raise self._backstage.error
+        payload = CHECKPOINT.pack(self._backstage.segment.digest(), utc_us)
         self._write_record(RECORD_CHECKPOINT, CHANNEL_SERVER, 0, at_us, payload)
         self._last_checkpoint_us = at_us
-        os.fsync(self._file.fileno())
+        self._backstage.fsync(self._file)  # the relay goes on while the disk catches up
 
     def _write_record(self, kind: int, channel: int, flags: int, at_us: int,
                       payload: bytes) -> None:
@@ -371,27 +498,8 @@ class RecordingWriter:
                 if not written:
                     raise OSError("short write")
                 rest = rest[written:]
-        for part in parts:
-            self._running.update(part)
-            self._segment_hash.update(part)
+        self._backstage.hash(parts)  # bytes are immutable: hashed later, in order, elsewhere
         self._size += total
-        if self._size - self._written_back >= self._WRITEBACK_BYTES:
-            self._start_writeback(fd)
-
-    def _start_writeback(self, fd: int) -> None:
-        # On Linux, POSIX_FADV_DONTNEED starts writing dirty pages out without waiting for
-        # them, so the disk works while the relay goes on and the fsync at the next checkpoint
-        # or segment end (still the point of durability) has little left to wait for.
-        # Whole pages only: the last one is still being filled.
-        end = self._size - self._size % self._PAGE_BYTES
-        fadvise = getattr(os, "posix_fadvise", None)  # not on macOS
-        if fadvise is not None and end > self._written_back:
-            try:
-                fadvise(fd, self._written_back, end - self._written_back,
-                        os.POSIX_FADV_DONTNEED)
-            except OSError:
-                pass  # only a hint: write and fsync, which do fail closed, are what count
-        self._written_back = end
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -470,7 +578,7 @@ class RecordingReader:
 
     def records(self) -> Iterator[Record]:
         """Every record in order, checking the hash chain, the checkpoints and the manifest."""
-        running = hashlib.sha256()
+        running = hashlib.sha256()  # of the segment so far: what its checkpoints carry
         previous_hash = ZERO_HASH
         session = None
         last_us = 0
@@ -480,6 +588,7 @@ class RecordingReader:
             data = self._load(number, path)
             segment_hash = hashlib.sha256(data).digest()
             self.segment_digests.append((len(data), segment_hash.hex()))
+            running = hashlib.sha256()
             last = number == len(self.names) - 1
             segment = _parse_segment_header(path, data, number, truncated_ok=last)
             if segment is None:  # a crash while the header was being written
@@ -520,7 +629,7 @@ class RecordingReader:
         self.final_hash = running.digest()
         if self.manifest is not None and not self.truncated:
             if self.manifest["final_hash"] != self.final_hash.hex():
-                raise RecordingCorrupt("the final running hash differs from the manifest")
+                raise RecordingCorrupt("the final hash differs from the manifest")
 
     def verify(self) -> dict:
         """Read everything; return the manifest of what was found (RecordingCorrupt if wrong)."""
@@ -540,7 +649,7 @@ class RecordingReader:
         )
         for number in range(start_segment, len(self.names)):
             path = self.names[number]
-            # Whole-segment hashes from the manifest stand in for the running hash here.
+            # Checked against the manifest's whole-segment hashes, since reading starts mid-way.
             data = self._load(number, path, manifest=manifest)
             if len(data) < SEGMENT_HEADER_BYTES:
                 return

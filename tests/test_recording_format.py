@@ -306,7 +306,23 @@ def test_a_failing_fsync_fails_the_recording(tmp_path, monkeypatch):
 
     monkeypatch.setattr(rec.os, "fsync", no_space)
     with pytest.raises(rec.RecordingFailed):
-        w.tile(screen(2), 6 * SECOND)  # a checkpoint is due: written, then fsynced
+        # A checkpoint is due: written, then fsynced on the writer's own thread; the failure
+        # fails the next call, and close() at the latest, which waits for every fsync.
+        w.tile(screen(2), 6 * SECOND)
+        w.close()
+    with pytest.raises(rec.RecordingFailed):
+        w.chat({"type": "chat", "text": "still there?"}, 7 * SECOND, channel=rec.CHANNEL_STAFF)
+
+
+def test_a_failed_fsync_stops_the_next_write(tmp_path, monkeypatch):
+    w = writer(tmp_path)
+    w.keyframe(screen(1, keyframe=True), 0)
+    w._backstage.drain()  # the new segment's directory fsync is done
+    monkeypatch.setattr(rec.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "EIO")))
+    w.tile(screen(2), 6 * SECOND)  # returns: the checkpoint's fsync fails a moment later
+    w._backstage.drain()  # the fsync thread has run
+    with pytest.raises(rec.RecordingFailed, match="EIO"):
+        w.tile(screen(3), 7 * SECOND)
 
 
 def test_a_recording_is_never_written_over(tmp_path):
