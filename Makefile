@@ -29,6 +29,7 @@ bench: install
 	$(TEST_ENV) $(PY) bench/audit_chain.py
 	$(TEST_ENV) $(PY) bench/key_redemption.py
 	$(TEST_ENV) $(PY) bench/relay.py
+	$(TEST_ENV) $(PY) bench/recording.py
 
 install: $(INSTALLED)
 
