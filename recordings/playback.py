@@ -8,6 +8,7 @@ jumps (dragging the timeline) is audited once, as its first jump.
 from __future__ import annotations
 
 import hashlib
+import time
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
@@ -211,9 +212,14 @@ def record_segment_served(request, *, recording: Recording, number: int,
     sequential = number == (0 if last is None else last + 1)
     if seek_to_us is None and sequential:
         return None
-    # add() is atomic in every cache backend: of two jumps at once, one is the burst's first.
-    if not cache.add(_burst_key(user_id, recording.pk), number, SEEK_BURST_SECONDS):
+    # The burst's start is kept as a time, not as a key's expiry, so that the rule follows the
+    # portal's clock on every cache backend. Two jumps at the same instant may both be audited:
+    # an event too many, never one too few.
+    now = time.time()
+    burst_started = cache.get(_burst_key(user_id, recording.pk))
+    if burst_started is not None and now - burst_started < SEEK_BURST_SECONDS:
         return None
+    cache.set(_burst_key(user_id, recording.pk), now, VIEWER_STATE_SECONDS)
     segments = (recording.manifest or {}).get("segments", [])
     to_us = seek_to_us if seek_to_us is not None else segments[number]["first_us"]
     with transaction.atomic():
