@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from portal.admin_site import ReadOnlyAdmin
@@ -54,7 +55,7 @@ class SupportSessionAdmin(ReadOnlyAdmin):
         if not recordings:
             return _("No recording.")
         return format_html_join(
-            format_html("<br>"), '<a href="{}">{}</a> ({})',
+            mark_safe("<br>"), '<a href="{}">{}</a> ({})',
             ((reverse("admin:recordings_recording_change", args=[r.pk]),
               f"{timezone.localtime(r.started_at):%d.%m.%Y %H:%M:%S}", r.get_state_display())
              for r in recordings),
