@@ -585,8 +585,7 @@ class RecordingReader:
         self.truncated, self.truncated_at, self.ended = False, None, False
         self.segment_digests = []
         for number, path in enumerate(self.names):
-            data = self._load(number, path)
-            segment_hash = hashlib.sha256(data).digest()
+            data, segment_hash = self._read(number, path)
             self.segment_digests.append((len(data), segment_hash.hex()))
             running = hashlib.sha256()
             last = number == len(self.names) - 1
@@ -650,7 +649,7 @@ class RecordingReader:
         for number in range(start_segment, len(self.names)):
             path = self.names[number]
             # Checked against the manifest's whole-segment hashes, since reading starts mid-way.
-            data = self._load(number, path, manifest=manifest)
+            data, _ = self._read(number, path, manifest=manifest)
             if len(data) < SEGMENT_HEADER_BYTES:
                 return
             offset = start_offset if number == start_segment else SEGMENT_HEADER_BYTES
@@ -659,21 +658,22 @@ class RecordingReader:
 
     def segment(self, number: int) -> bytes:
         """One whole segment's bytes, checked against the manifest when there is one."""
-        return self._load(number, self.names[number])
+        return self._read(number, self.names[number])[0]
 
-    def _load(self, number: int, name: str, *, manifest: dict | None = None) -> bytes:
+    def _read(self, number: int, name: str, *,
+              manifest: dict | None = None) -> tuple[bytes, bytes]:
+        """A segment's bytes and SHA-256 (hashed once), checked against the manifest if any."""
         try:
             data = self.source.read(name)
         except OSError as exc:
             raise RecordingCorrupt(f"{name}: cannot be read: {exc}") from exc
+        digest = hashlib.sha256(data).digest()
         manifest = manifest or self.manifest
         if manifest is not None:
             expected = manifest["segments"][number]
-            if hashlib.sha256(data).hexdigest() != expected["sha256"] or (
-                len(data) != expected["bytes"]
-            ):
+            if digest.hex() != expected["sha256"] or len(data) != expected["bytes"]:
                 raise RecordingCorrupt(f"{name}: SHA-256 differs from the manifest")
-        return data
+        return data, digest
 
     def _truncate(self, name: str, valid: int) -> None:
         self.truncated = True

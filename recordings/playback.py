@@ -156,11 +156,8 @@ def watch_summary(event: AuditEvent) -> str:
 
 def read_segment(recording: Recording, number: int) -> bytes:
     """One decrypted segment, checked against the signed manifest (RecordingCorrupt if not)."""
-    segment = recording.manifest["segments"][number]
-    data = archive.ArchiveSource(recording).read(segment["name"])
-    if len(data) != segment["bytes"] or hashlib.sha256(data).hexdigest() != segment["sha256"]:
-        raise fmt.RecordingCorrupt(f"{segment['name']}: SHA-256 differs from the manifest")
-    return data
+    reader = fmt.RecordingReader(archive.ArchiveSource(recording), manifest=recording.manifest)
+    return reader.segment(number)
 
 
 def export_intact(export: RecordingExport) -> bool:
