@@ -389,13 +389,8 @@ STORAGES = {
     },
 }
 if ARCHIVE_S3_BUCKET:
-    # S3-compatible object storage through django-storages (the optional "s3" extra); the
-    # credentials come from the usual AWS_* environment variables.
-    try:
-        import storages  # noqa: F401
-    except ImportError:
-        raise fail("PORTAL_ARCHIVE_S3_BUCKET",
-                   "needs django-storages: pip install 'django-storages[s3]'") from None
+    # S3-compatible object storage through django-storages; the credentials come from the
+    # usual AWS_* environment variables.
     STORAGES["recordings"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {

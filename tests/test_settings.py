@@ -87,7 +87,6 @@ def test_production_uses_postgresql_and_redis(tmp_path):
          "PORTAL_RECORDING_RETENTION"),
         ({**PRODUCTION, "PORTAL_RECORDING_DEFAULT_CLASS": "gold"},
          "PORTAL_RECORDING_DEFAULT_CLASS"),
-        ({**PRODUCTION, "PORTAL_ARCHIVE_S3_BUCKET": "archive"}, "PORTAL_ARCHIVE_S3_BUCKET"),
     ],
 )
 def test_a_missing_or_malformed_value_stops_the_start_and_names_it(tmp_path, env, named):
