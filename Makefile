@@ -12,7 +12,8 @@ TEST_ENV := SECRET_KEY=test-only-secret-key-never-used-in-production-0123456789a
 	ALLOWED_HOSTS=testserver,localhost,127.0.0.1 PORTAL_TLS=0 PORTAL_CACHE_PREFIX=portal-test \
 	PORTAL_VAR_DIR=$(CURDIR)/var/test \
 	PORTAL_RECORDING_SIGNING_KEY=dGVzdC1vbmx5LXNpZ25pbmcta2V5LW5ldmVyLXVzZWQ= \
-	PORTAL_RECORDING_MASTER_KEY=dGVzdC1vbmx5LW1hc3Rlci1rZXktbmV2ZXItdXNlZCE=
+	PORTAL_RECORDING_MASTER_KEY=dGVzdC1vbmx5LW1hc3Rlci1rZXktbmV2ZXItdXNlZCE= \
+	PORTAL_AUDIT_SIGNING_KEY=dGVzdC1vbmx5LWF1ZGl0LWhlYWQtc2lnbmluZy1rZXk=
 
 .PHONY: run test bench install messages lock lint
 

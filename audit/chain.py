@@ -1,12 +1,19 @@
-"""Verifying the hash chain: every link, every hash, and nothing cut off the end."""
+"""Verifying the audit trail: every link and hash of the chain, and nothing cut off the end.
+
+``verify_chain`` walks the chain in the database. ``verify_trail`` also holds it against the
+records outside the database: every anchor (``audit.anchors``) and every signed head of the head
+log (``audit.heads``) must name an event that is still in the chain with the same hash.
+"""
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
 
-from audit.anchors import latest_anchor, write_anchor
+from audit import anchors, heads
 from audit.event_types import EventType
 from audit.events import Actor, record
 from audit.models import GENESIS_HASH, AuditEvent
@@ -24,15 +31,41 @@ class Verification:
     head_seq: int
     head_hash: str
     broken: BrokenLink | None
+    # What the records outside the database held: anchors, head-log lines, the newest signed head.
+    anchors: int = 0
+    head_lines: int = 0
+    signed_head_seq: int = 0
 
     @property
     def intact(self) -> bool:
         return self.broken is None
 
 
-def verify_chain(*, chunk_size: int = 2000) -> Verification:
-    """Walk the whole chain in order and report the first broken link."""
-    anchor = latest_anchor()
+@dataclass(frozen=True)
+class Checkpoint:
+    """An event named outside the database: it must be in the chain with this hash."""
+
+    seq: int
+    hash: str
+    source: str  # "anchor" or "head"
+    line_no: int
+
+    def describe(self) -> str:
+        if self.source == "anchor":
+            return f"the anchored event of a past verification (anchor file line {self.line_no})"
+        return f"the signed head of head-log line {self.line_no}"
+
+
+def verify_chain(
+    *, chunk_size: int = 2000, checkpoints: Iterable[Checkpoint] = ()
+) -> Verification:
+    """Walk the whole chain in order and report the first broken link.
+
+    ``checkpoints`` (ordered by seq) are events named outside the database; each must be in the
+    chain with the same hash, so none may be cut off the end or replaced.
+    """
+    pending = iter(checkpoints)
+    checkpoint = next(pending, None)
     previous_hash, expected_seq, checked = GENESIS_HASH, 1, 0
 
     def broken(seq: int, reason: str) -> Verification:
@@ -45,17 +78,72 @@ def verify_chain(*, chunk_size: int = 2000) -> Verification:
             return broken(event.seq, "its previous-hash does not match the event before it")
         if event.compute_hash() != event.hash:
             return broken(event.seq, "its content does not match its hash (altered)")
-        if anchor and event.seq == anchor[0] and event.hash != anchor[1]:
-            return broken(event.seq, "it differs from the anchored event of a past verification")
+        while checkpoint is not None and checkpoint.seq <= event.seq:
+            if checkpoint.seq == event.seq and checkpoint.hash != event.hash:
+                return broken(event.seq, f"it differs from {checkpoint.describe()} (replaced)")
+            checkpoint = next(pending, None)
         previous_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
 
-    if anchor and anchor[0] > checked:
+    if checkpoint is not None:
+        last = checkpoint
+        for last in pending:  # noqa: B007 - the newest one names how far the cut went
+            pass
         return broken(
             checked + 1,
-            f"events {checked + 1} to {anchor[0]} were anchored by an earlier verification "
-            "and are gone (cut off the end)",
+            f"events {checked + 1} to {last.seq} are gone (cut off the end): "
+            f"{last.describe()} names event #{last.seq}",
         )
     return Verification(checked, checked, previous_hash, None)
+
+
+def verify_trail(*, chunk_size: int = 2000) -> Verification:
+    """Verify the chain, every anchor and every line of the signed head log."""
+    has_events = AuditEvent.objects.exists()
+
+    def outside_broken(reason: str) -> Verification:
+        head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+        seq = head["seq"] if head else 0
+        return Verification(0, seq, head["hash"] if head else GENESIS_HASH,
+                            BrokenLink(seq, reason))
+
+    # The anchor file exists once a verification was recorded intact (each one writes it).
+    verified = AuditEvent.objects.filter(event_type=EventType.AUDIT_VERIFIED).exists()
+    if verified and not anchors.exists():
+        return outside_broken(
+            f"the anchor file {anchors.path()} is missing or empty, but the chain holds "
+            "intact verifications, each of which wrote an anchor"
+        )
+    if has_events and not (heads.path().exists() and heads.path().stat().st_size > 0):
+        return outside_broken(
+            f"the head log {heads.path()} is missing or empty, but the chain holds events"
+        )
+    try:
+        anchor_points = [
+            Checkpoint(a.seq, a.hash, "anchor", a.line_no) for a in anchors.read()
+        ] if anchors.exists() else []
+    except anchors.AnchorFileError as error:
+        return outside_broken(str(error))
+
+    counts = {"lines": 0, "newest": 0}
+
+    def head_points():
+        if not has_events and not heads.path().exists():
+            return
+        for head in heads.read():
+            counts["lines"] += 1
+            counts["newest"] = head.seq
+            yield Checkpoint(head.seq, head.hash, "head", head.line_no)
+
+    try:
+        result = verify_chain(
+            chunk_size=chunk_size,
+            checkpoints=heapq.merge(anchor_points, head_points(), key=lambda c: c.seq),
+        )
+    except heads.HeadLogError as error:
+        return outside_broken(f"the head log {heads.path()} is broken: {error}")
+    return Verification(result.checked, result.head_seq, result.head_hash, result.broken,
+                        anchors=len(anchor_points), head_lines=counts["lines"],
+                        signed_head_seq=counts["newest"])
 
 
 @transaction.atomic
@@ -72,7 +160,7 @@ def record_verification(result: Verification, *, actor: Actor) -> AuditEvent:
             },
         )
         # Anchor the verification event itself, once it is committed.
-        transaction.on_commit(lambda: write_anchor(event.seq, event.hash))
+        transaction.on_commit(lambda: anchors.write_anchor(event.seq, event.hash))
         return event
     return record(
         event_type=EventType.AUDIT_BROKEN,

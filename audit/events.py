@@ -10,7 +10,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.event_types import ActorType
+from audit import heads, security_log
+from audit.event_types import SECURITY_EVENT_LEVELS, ActorType
 from audit.models import GENESIS_HASH, AuditEvent
 from portal import client_ip
 
@@ -91,6 +92,12 @@ def record(
         )
         event.hash = event.compute_hash()
         event.save(force_insert=True)
+        # Once committed, the new head goes to the signed head log outside the database, and a
+        # security event to the operators' log; neither for a transaction that rolls back.
+        transaction.on_commit(lambda: heads.append_after_commit(event.seq, event.hash))
+        level = SECURITY_EVENT_LEVELS.get(event.event_type)
+        if level is not None:
+            transaction.on_commit(lambda: security_log.emit(event, level))
     return event
 
 

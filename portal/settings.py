@@ -410,3 +410,45 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("PORTAL_LOG_LEVEL", "INFO")},
 }
+
+# --- The audit trail outside the database (docs/audit.md) ----------------------------------
+
+# Every commit that appends audit events appends the chain's new head, Ed25519-signed, to this
+# append-only file (put it on another volume), flushed and by default fsynced line by line.
+AUDIT_HEAD_LOG = env_str("PORTAL_AUDIT_HEAD_LOG", str(VAR_DIR / "audit-heads.log"))
+AUDIT_HEAD_LOG_FSYNC = env_bool("PORTAL_AUDIT_HEAD_LOG_FSYNC", True)
+AUDIT_SIGNING_KEY = _recording_key("PORTAL_AUDIT_SIGNING_KEY", "audit-signing")
+# New head-log lines are shipped this often, each shipment a new object in the write-once
+# store "audit_heads": S3 with Object Lock (compliance mode) in production.
+AUDIT_SHIP_MINUTES = env_int("PORTAL_AUDIT_SHIP_MINUTES", 5, minimum=1, maximum=60)
+CELERY_BEAT_SCHEDULE["ship-audit-head-log"] = {
+    "task": "audit.tasks.ship_head_log",
+    "schedule": AUDIT_SHIP_MINUTES * 60.0,
+}
+AUDIT_S3_BUCKET = env_str("PORTAL_AUDIT_S3_BUCKET")
+STORAGES["audit_heads"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {
+        "location": env_str("PORTAL_AUDIT_SHIP_DIR", str(VAR_DIR / "audit-heads-shipped")),
+        "file_permissions_mode": 0o400,
+        "directory_permissions_mode": 0o700,
+    },
+}
+if AUDIT_S3_BUCKET:
+    STORAGES["audit_heads"] = {
+        "BACKEND": "audit.shipping.WriteOnceS3Storage",
+        "OPTIONS": {
+            "bucket_name": AUDIT_S3_BUCKET,
+            "endpoint_url": env_str("PORTAL_AUDIT_S3_ENDPOINT"),
+            "region_name": env_str("PORTAL_AUDIT_S3_REGION"),
+            "location": env_str("PORTAL_AUDIT_S3_PREFIX", ""),
+            "retention_days": env_int("PORTAL_AUDIT_S3_RETENTION_DAYS", 3650, minimum=1),
+        },
+    }
+# Security events (SECURITY_EVENT_LEVELS in audit/event_types.py) as JSON lines on stderr.
+LOGGING["formatters"]["json"] = {"()": "audit.security_log.JsonLinesFormatter"}
+LOGGING["handlers"]["security"] = {"class": "logging.StreamHandler", "formatter": "json"}
+LOGGING["loggers"] = {
+    **LOGGING.get("loggers", {}),
+    "portal.security": {"handlers": ["security"], "level": "INFO", "propagate": False},
+}

@@ -34,9 +34,24 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _own_audit_anchor_file(settings, tmp_path):
-    """Each test anchors the audit chain in its own file."""
-    settings.AUDIT_ANCHOR_FILE = str(tmp_path / "audit-anchors.log")
+def _own_audit_files(settings, tmp_path, monkeypatch):
+    """Each test anchors the audit chain, logs its heads and ships them in its own files; the
+    processes a test starts (their environment is copied from this one) too."""
+    files = {
+        "PORTAL_AUDIT_ANCHOR_FILE": tmp_path / "audit-anchors.log",
+        "PORTAL_AUDIT_HEAD_LOG": tmp_path / "audit-heads.log",
+        "PORTAL_AUDIT_SHIP_DIR": tmp_path / "audit-heads-shipped",
+    }
+    for name, path in files.items():
+        monkeypatch.setenv(name, str(path))
+    settings.AUDIT_ANCHOR_FILE = str(files["PORTAL_AUDIT_ANCHOR_FILE"])
+    settings.AUDIT_HEAD_LOG = str(files["PORTAL_AUDIT_HEAD_LOG"])
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "audit_heads": {**settings.STORAGES["audit_heads"],
+                        "OPTIONS": {**settings.STORAGES["audit_heads"]["OPTIONS"],
+                                    "location": str(files["PORTAL_AUDIT_SHIP_DIR"])}},
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,14 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.chain import record_verification, verify_chain
+from audit.chain import record_verification, verify_trail
 from audit.events import Actor
 
 
 class Command(BaseCommand):
-    help = "Walk the audit hash chain; exit 1 and name the first broken link if it is not intact."
+    help = (
+        "Verify the audit trail: the hash chain, every anchor and the signed head log; "
+        "exit 1 and name the first break if it is not intact."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -15,13 +18,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, record: bool = False, **options):
-        result = verify_chain()
+        result = verify_trail()
         if record:
             record_verification(result, actor=Actor.system("manage.py verify_audit"))
         if result.intact:
+            ahead = result.head_seq - result.signed_head_seq
             self.stdout.write(
                 f"Checked {result.checked} audit events: chain intact. "
-                f"Head #{result.head_seq} {result.head_hash}"
+                f"Head #{result.head_seq} {result.head_hash}\n"
+                f"Anchors: {result.anchors}; head log: {result.head_lines} signed lines, "
+                f"newest signed head #{result.signed_head_seq}"
+                + (f" ({ahead} newer events not yet in the head log)" if ahead else "")
             )
             return
         raise CommandError(
