@@ -25,6 +25,7 @@ PRODUCTION = {
     "PORTAL_TRUSTED_PROXIES": "10.0.0.0/24",
     "PORTAL_RECORDING_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     "PORTAL_RECORDING_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    "PORTAL_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
 }
 WITHOUT = object()
 
@@ -87,6 +88,8 @@ def test_production_uses_postgresql_and_redis(tmp_path):
          "PORTAL_RECORDING_RETENTION"),
         ({**PRODUCTION, "PORTAL_RECORDING_DEFAULT_CLASS": "gold"},
          "PORTAL_RECORDING_DEFAULT_CLASS"),
+        ({**PRODUCTION, "PORTAL_AUDIT_SIGNING_KEY": WITHOUT}, "PORTAL_AUDIT_SIGNING_KEY"),
+        ({**PRODUCTION, "PORTAL_AUDIT_SHIP_MINUTES": "90"}, "PORTAL_AUDIT_SHIP_MINUTES"),
     ],
 )
 def test_a_missing_or_malformed_value_stops_the_start_and_names_it(tmp_path, env, named):
