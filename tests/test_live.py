@@ -471,7 +471,7 @@ def test_the_protocol_constants_match_the_document():
     text = (settings.BASE_DIR / "docs/protocol.md").read_text()
     for name in ("CLOSE_ENDED", "CLOSE_BAD_TOKEN", "CLOSE_FORBIDDEN", "CLOSE_DUPLICATE",
                  "CLOSE_TOO_LARGE", "CLOSE_BAD_MESSAGE", "CLOSE_NOT_ALLOWED", "CLOSE_TOO_FAST",
-                 "CLOSE_TIMEOUT", "CLOSE_NOT_VERIFIED"):
+                 "CLOSE_TIMEOUT", "CLOSE_NOT_VERIFIED", "CLOSE_BYTE_LIMIT"):
         assert f"| {getattr(protocol, name)} | `{name}` |" in text, name
     assert f"{protocol.HEADER_BYTES} bytes" in text
     assert f"`{protocol.HEADER.format}`" in text
