@@ -250,6 +250,20 @@ LIVE_MAX_TILE_AGE_SECONDS = env_int("PORTAL_LIVE_MAX_TILE_AGE_MS", 1000, minimum
 if LIVE_VIEWER_WINDOW_BYTES < LIVE_MAX_MESSAGE_BYTES:
     raise fail("PORTAL_LIVE_VIEWER_WINDOW_BYTES",
                "must be at least PORTAL_LIVE_MAX_MESSAGE_BYTES, or a keyframe could never pass")
+# Byte quota (docs/protocol.md): what one live socket may send per second (averaged, bursts
+# of two seconds' worth; 8 MiB/s is several times a busy 1920x1080 screen), and what one
+# session's customer may send in all its connections together; either closes with 4420.
+# How often a staff socket re-checks its sign-in (signed out, idle, deactivated: close 4401).
+LIVE_MAX_BYTES_PER_SECOND = env_int("PORTAL_LIVE_MAX_BYTES_PER_SECOND", 8 * 1024 * 1024,
+                                    minimum=256 * 1024)
+LIVE_MAX_SESSION_BYTES = env_int("PORTAL_LIVE_MAX_SESSION_BYTES", 4 * 1024**3,
+                                 minimum=16 * 1024 * 1024)
+STAFF_SOCKET_RECHECK_SECONDS = env_int("PORTAL_STAFF_SOCKET_RECHECK_SECONDS", 20, minimum=1,
+                                       maximum=300)
+if LIVE_MAX_BYTES_PER_SECOND * 2 < LIVE_MAX_MESSAGE_BYTES:
+    raise fail("PORTAL_LIVE_MAX_BYTES_PER_SECOND",
+               "must be at least half of PORTAL_LIVE_MAX_MESSAGE_BYTES, or a keyframe could "
+               "never pass")
 # Recordings of live sessions (docs/recording-format.md): where the relay writes them while
 # the session runs, and whether staff keystrokes are kept with their keys (works-council rule:
 # by default only "a key was pressed" is recorded).

@@ -317,10 +317,11 @@ def expire_session(session_id: int, *, now: datetime) -> bool:
 
 
 class LiveRefused(Exception):
-    """A live connection the rules refuse; ``code`` is the protocol's close code."""
+    """A live connection the rules refuse; ``code`` is the protocol's close code, ``session``
+    the session the token belongs to (None for an unknown token)."""
 
-    def __init__(self, code: int, reason: str):
-        self.code, self.reason = code, reason
+    def __init__(self, code: int, reason: str, session: SupportSession | None = None):
+        self.code, self.reason, self.session = code, reason, session
         super().__init__(reason)
 
 
@@ -367,8 +368,9 @@ def connect_customer(*, token: str, channel: str, ip: str | None = None) -> Supp
 
 
 def _refuse_live(session, code: int, reason: str, ip: str | None):
-    # The claim rolls back; the consumer audits the refusal (record_live_refusal) afterwards.
-    raise LiveRefused(code, reason)
+    # The claim rolls back; the consumer audits the refusal (record_live_refusal) afterwards,
+    # under the session's reference, and tells the session's other sockets.
+    raise LiveRefused(code, reason, session)
 
 
 def record_live_refusal(*, session_ref: str, role: str, code: int, reason: str,

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections import deque
 
+from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.cache import cache
 
 from audit.events import Actor
 from consent import actions as consent_actions
@@ -34,6 +38,10 @@ OBSERVE_SESSIONS = "portal.review_evidence"
 HISTORY_LINES = 50
 KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds between one viewer's keyframe requests
 INPUT_RACE_SECONDS = 2.0  # input this soon after control ended or a pause is dropped quietly
+BYTE_BURST_SECONDS = 2  # the byte rate may be exceeded in bursts of this many seconds' worth
+BUDGET_FLUSH_BYTES = 1024 * 1024  # a connection adds to its session's byte count in steps of this
+
+logger = logging.getLogger(__name__)
 
 
 def viewers_group(session_id: int) -> str:
@@ -45,19 +53,44 @@ def customer_group(session_id: int) -> str:
 
 
 class RateLimit:
-    """A token bucket: at most ``rate`` messages per second, with bursts up to ``rate``."""
+    """A token bucket: at most ``rate`` units per second, with bursts up to ``burst``."""
 
-    def __init__(self, rate: int):
-        self.rate, self.tokens, self.stamp = rate, float(rate), time.monotonic()
+    def __init__(self, rate: int, burst: int | None = None):
+        self.rate, self.burst = rate, burst or rate
+        self.tokens, self.stamp = float(self.burst), time.monotonic()
 
-    def allow(self) -> bool:
+    def allow(self, cost: int = 1) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens < 1:
+        if self.tokens < cost:
             return False
-        self.tokens -= 1
+        self.tokens -= cost
         return True
+
+
+def budget_key(session_id: int) -> str:
+    return f"live-bytes:{session_id}"
+
+
+def _add_session_bytes(session_id: int, count: int) -> int:
+    """Add to the session's byte count, shared by every daphne process; return the total."""
+    key = budget_key(session_id)
+    cache.add(key, 0, timeout=BUDGET_KEEP_SECONDS)  # add, then incr: atomic on Redis
+    try:
+        return cache.incr(key, count)
+    except ValueError:  # evicted between the two calls: start again
+        cache.add(key, count, timeout=BUDGET_KEEP_SECONDS)
+        return count
+
+
+def _session_bytes(session_id: int) -> int:
+    return cache.get(budget_key(session_id), 0)
+
+
+BUDGET_KEEP_SECONDS = 2 * 24 * 3600  # longer than any session: a slot never spans midnight
+add_session_bytes = sync_to_async(_add_session_bytes, thread_sensitive=False)
+session_bytes = sync_to_async(_session_bytes, thread_sensitive=False)
 
 
 @database_sync_to_async
@@ -90,28 +123,55 @@ def _live_state(session: SupportSession) -> dict:
 def limits() -> dict:
     return {"heartbeat_seconds": settings.LIVE_HEARTBEAT_SECONDS,
             "max_message_bytes": settings.LIVE_MAX_MESSAGE_BYTES,
-            "max_messages_per_second": settings.LIVE_MAX_MESSAGES_PER_SECOND}
+            "max_messages_per_second": settings.LIVE_MAX_MESSAGES_PER_SECOND,
+            "max_bytes_per_second": settings.LIVE_MAX_BYTES_PER_SECOND}
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
     """What all three sockets share: limits, schema checks, refusals, the session's events."""
 
     role = ""
+    counts_session_bytes = False  # the customer's socket: what it receives is recorded
 
     async def dispatch(self, message):
         # Channels closes stale database connections before every message, one hop to the
         # sync thread each time: on the relay that is three hops per tile. These consumers
         # touch the database only through database_sync_to_async, which does it itself.
         handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
+        try:
+            if handler is None:
+                raise ValueError(f"no handler for message type {message['type']}")
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception as error:
+            # Nothing may escape: Channels would close with 1011 and skip ``disconnect``,
+            # leaving the session's customer slot taken and its recording open.
+            await self.unexpected(error, message.get("type", ""))
+            if message.get("type") == "websocket.disconnect":
+                raise StopConsumer() from None
+
+    async def unexpected(self, error: Exception, message_type: str) -> None:
+        """An exception from a handler: log it, then refuse with 4422 (audited, as any bad
+        message); the close runs the normal disconnect path."""
+        logger.error("live socket (%s): %s while handling %s", self.role,
+                     type(error).__name__, message_type, exc_info=error)
+        if message_type == "websocket.disconnect" or getattr(self, "closing", False):
+            return
+        try:
+            await self.refuse(protocol.CLOSE_BAD_MESSAGE, f"unexpected {type(error).__name__}")
+        except Exception:
+            logger.exception("live socket (%s): refusing failed", self.role)
+            await self.close(code=protocol.CLOSE_BAD_MESSAGE)
 
     async def websocket_connect(self, message):
         self.session: SupportSession | None = None
         self.ended = False
         self.closing = False
         self.rate = RateLimit(settings.LIVE_MAX_MESSAGES_PER_SECOND)
+        self.byte_rate = RateLimit(settings.LIVE_MAX_BYTES_PER_SECOND,
+                                   settings.LIVE_MAX_BYTES_PER_SECOND * BYTE_BURST_SECONDS)
+        self.unflushed_bytes = 0
         self.ip = client_ip.for_scope(self.scope).ip
         self.groups_joined: list[str] = []
         self.paused = False
@@ -127,22 +187,32 @@ class LiveConsumer(AsyncWebsocketConsumer):
     def actor(self) -> Actor:
         return Actor.anonymous("live socket")
 
-    async def refuse(self, code: int, reason: str) -> None:
-        """Close with ``code``, audit it, and tell the other party of the session."""
+    async def refuse(self, code: int, reason: str, *,
+                     session: SupportSession | None = None) -> None:
+        """Close with ``code``, audit it, and tell the other party of the session.
+
+        ``session`` names the session of a connection refused before it joined one (the
+        customer's token was found, but is used or the session has a customer already).
+        """
         if self.closing:
             return
         self.closing = True
-        reference = self.session.reference if self.session else ""
-        await _audit_refusal(reference, self.role, code, reason, self.actor, self.ip)
-        if self.session is not None:
-            await self.broadcast({"type": "peer_refused", "role": self.role, "code": code,
-                                  "reason": reason})
-        await self.send_json({"type": "error", "code": code, "reason": reason})
-        await self.close(code=code)
+        session = session or self.session
+        try:
+            reference = session.reference if session else ""
+            await _audit_refusal(reference, self.role, code, reason, self.actor, self.ip)
+            if session is not None:
+                await self.broadcast({"type": "peer_refused", "role": self.role, "code": code,
+                                      "reason": reason}, session=session)
+            await self.send_json({"type": "error", "code": code, "reason": reason})
+        finally:
+            await self.close(code=code)  # whatever failed above, the socket closes
 
-    async def broadcast(self, message: dict, *, include_self: bool = False) -> None:
+    async def broadcast(self, message: dict, *, include_self: bool = False,
+                        session: SupportSession | None = None) -> None:
         """A JSON message to every socket of the session (not this one, unless asked)."""
-        await self.channel_layer.group_send(session_group(self.session.pk), {
+        session = session or self.session
+        await self.channel_layer.group_send(session_group(session.pk), {
             "type": "live.message", "message": message,
             "exclude": "" if include_self else self.channel_name,
         })
@@ -153,8 +223,20 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.groups_joined.append(group)
 
     async def disconnect(self, code):
-        for group in self.groups_joined:
+        for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def guarded(self, step) -> None:
+        """Await one step of the disconnect path; log a failure and go on with the next."""
+        try:
+            await step
+        except Exception:
+            logger.exception("live socket (%s): a disconnect step failed", self.role)
+
+    async def flush_session_bytes(self) -> int:
+        """Add this connection's uncounted bytes to the session's count; return the total."""
+        count, self.unflushed_bytes = self.unflushed_bytes, 0
+        return await add_session_bytes(self.session.pk, count)
 
     # --- Receiving --------------------------------------------------------------------------
 
@@ -167,6 +249,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 raise protocol.ProtocolError(protocol.CLOSE_TOO_LARGE, "message too large")
             if not self.rate.allow():
                 raise protocol.ProtocolError(protocol.CLOSE_TOO_FAST, "too many messages")
+            if not self.byte_rate.allow(size):
+                raise protocol.ProtocolError(protocol.CLOSE_BYTE_LIMIT,
+                                             "too many bytes per second")
+            if self.counts_session_bytes:
+                # Counted locally, added to the shared count once a MiB: cheap per tile.
+                self.unflushed_bytes += size
+                if (self.unflushed_bytes >= BUDGET_FLUSH_BYTES and await
+                        self.flush_session_bytes() > settings.LIVE_MAX_SESSION_BYTES):
+                    raise protocol.ProtocolError(protocol.CLOSE_BYTE_LIMIT,
+                                                 "session byte budget used up")
             if self.ended:
                 raise protocol.ProtocolError(protocol.CLOSE_NOT_ALLOWED, "session has ended")
             if bytes_data is not None:
@@ -296,6 +388,7 @@ class CustomerConsumer(LiveConsumer):
     """The admitted customer's browser: sends the screen, chats, answers control requests."""
 
     role = "customer"
+    counts_session_bytes = True
 
     async def connect(self):
         await self.accept()  # no subprotocol, no compression: see docs/protocol.md
@@ -318,6 +411,8 @@ class CustomerConsumer(LiveConsumer):
                     return
         except asyncio.CancelledError:
             pass
+        except Exception as error:  # a task of its own: nothing may escape here either
+            await self.unexpected(error, "heartbeat watch")
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.session is None and not self.closing:
@@ -342,9 +437,12 @@ class CustomerConsumer(LiveConsumer):
                 token=message["token"], channel=self.channel_name, ip=self.ip
             )
         except actions.LiveRefused as refused:
-            await self.refuse(refused.code, refused.reason)
+            await self.refuse(refused.code, refused.reason, session=refused.session)
             return
         self.last_seen = time.monotonic()
+        if await session_bytes(self.session.pk) >= settings.LIVE_MAX_SESSION_BYTES:
+            await self.refuse(protocol.CLOSE_BYTE_LIMIT, "session byte budget used up")
+            return
         if not await self.start_recording():
             return
         await self.join(session_group(self.session.pk), customer_group(self.session.pk))
@@ -420,6 +518,8 @@ class CustomerConsumer(LiveConsumer):
                 recorder.close()
             except recording.RecordingFailed:
                 pass  # the session is over either way; the reader finds the tail truncated
+            except Exception:
+                logger.exception("live socket: closing the recording failed")
         await self.close_recording(reason)
 
     async def close_recording(self, reason: str) -> None:
@@ -431,16 +531,21 @@ class CustomerConsumer(LiveConsumer):
             )
 
     async def disconnect(self, code):
-        await self.stop_recording("disconnected" if not self.ended else "ended")
+        # Each step runs even if one before it failed: a customer slot left taken would
+        # refuse the customer's reconnect (4409) and the "connection lost" rule would not run.
         if getattr(self, "watch", None):
             self.watch.cancel()
+        await self.guarded(self.stop_recording("disconnected" if not self.ended else "ended"))
         if self.session is not None:
-            await database_sync_to_async(actions.disconnect_customer)(
+            if self.unflushed_bytes:
+                await self.guarded(self.flush_session_bytes())
+            await self.guarded(database_sync_to_async(actions.disconnect_customer)(
                 session=self.session, channel=self.channel_name, ip=self.ip
-            )
+            ))
             if not self.ended:
-                await self.broadcast({"type": "peer", "role": "customer", "present": False})
-        await super().disconnect(code)
+                await self.guarded(self.broadcast({"type": "peer", "role": "customer",
+                                                   "present": False}))
+        await self.guarded(super().disconnect(code))
 
     async def receive_screen(self, data: bytes) -> None:
         if self.paused:
@@ -584,9 +689,9 @@ class StaffConsumer(ViewerMixin, LiveConsumer):
                               "name": self.user.get_full_name() or self.user.get_username()})
 
     async def disconnect(self, code):
-        if self.session is not None and getattr(self, "user", None) is not None:
+        if getattr(self, "session", None) is not None and getattr(self, "user", None) is not None:
             if not self.ended:
-                await self.announce(False)
+                await self.guarded(self.announce(False))
         await super().disconnect(code)
 
     async def on_chat(self, message: dict) -> None:

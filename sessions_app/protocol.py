@@ -7,6 +7,7 @@ Text frames carry JSON control messages; binary frames carry screen tiles behind
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ CLOSE_BAD_MESSAGE = 4422  # unknown type, schema violation, bad header, tile out
 CLOSE_NOT_ALLOWED = 4423  # input without control, screen while paused, anything after the end
 CLOSE_TOO_FAST = 4429  # above MAX_MESSAGES_PER_SECOND
 CLOSE_TIMEOUT = 4408  # no hello or no heartbeat in time
+CLOSE_BYTE_LIMIT = 4420  # above the byte rate, or the session's byte budget used up
 
 CLOSE_REASONS = {
     CLOSE_ENDED: "session ended",
@@ -38,6 +40,7 @@ CLOSE_REASONS = {
     CLOSE_NOT_ALLOWED: "not allowed now",
     CLOSE_TOO_FAST: "too many messages",
     CLOSE_TIMEOUT: "timeout",
+    CLOSE_BYTE_LIMIT: "byte limit",
 }
 
 # --- Binary screen messages ----------------------------------------------------------------
@@ -116,6 +119,8 @@ def pack_tile(tile: Tile, payload: bytes) -> bytes:
 # Fields not listed are refused, so a message carries nothing we did not document.
 CHAT_MAX_CHARS = 2000
 KEY_MAX_CHARS = 32
+# Integer fields and their ranges: a tile's seq is a u32; a pointer has a handful of buttons.
+INT_RANGES = {"seq": (0, 2**32 - 1), "button": (0, 31)}
 
 _COORD = (float, True)
 CLIENT_MESSAGES: dict[str, dict[str, dict[str, tuple[type, bool]]]] = {
@@ -152,12 +157,18 @@ INPUT_EVENTS = {"pointermove", "pointerdown", "pointerup", "wheel", "keydown", "
 
 
 def parse_control(text: str, *, role: str) -> dict:
-    """Parse one JSON control message of ``role`` and check it against its schema."""
+    """Parse one JSON control message of ``role`` and check it against its schema.
+
+    Only ``ProtocolError`` leaves this function, whatever ``text`` holds.
+    """
     if len(text.encode("utf-8", "surrogatepass")) > settings.LIVE_MAX_MESSAGE_BYTES:
         raise ProtocolError(CLOSE_TOO_LARGE, "message too large")
     try:
-        message = json.loads(text)
-    except ValueError:
+        message = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        # Deep nesting: C's decoder gives up at the recursion limit; every message is flat.
+        raise ProtocolError(CLOSE_BAD_MESSAGE, "nested too deeply") from None
+    except ValueError:  # also NaN/Infinity, and integers longer than Python's digit limit
         raise ProtocolError(CLOSE_BAD_MESSAGE, "not JSON") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError(CLOSE_BAD_MESSAGE, "not an object with a type")
@@ -173,13 +184,45 @@ def parse_control(text: str, *, role: str) -> dict:
             if required:
                 raise ProtocolError(CLOSE_BAD_MESSAGE, f"{kind}: missing {name}")
             continue
-        value = message[name]
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = message[name] = float(value)
-        if not isinstance(value, expected) or isinstance(value, bool):
-            raise ProtocolError(CLOSE_BAD_MESSAGE, f"{kind}: {name} must be {expected.__name__}")
+        message[name] = _checked(kind, name, message[name], expected)
     _check_values(kind, message)
     return message
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _checked(kind: str, name: str, value, expected: type):
+    """One field's value, of the expected type and safe to store, record and forward."""
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ProtocolError(CLOSE_BAD_MESSAGE, f"{kind}: {name} out of range") from None
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ProtocolError(CLOSE_BAD_MESSAGE, f"{kind}: {name} must be {expected.__name__}")
+    if expected is float and not math.isfinite(value):
+        raise ProtocolError(CLOSE_BAD_MESSAGE, f"{kind}: {name} out of range")
+    if expected is int:
+        low, high = INT_RANGES[name]
+        if not low <= value <= high:
+            raise ProtocolError(CLOSE_BAD_MESSAGE, f"{kind}: {name} out of range")
+    if expected is str:
+        # A lone surrogate ("\ud800" in JSON) cannot be stored as UTF-8, nor can PostgreSQL
+        # store NUL: refused here, before it reaches the database or the recording.
+        if "\x00" in value or not _encodable(value):
+            raise ProtocolError(CLOSE_BAD_MESSAGE,
+                                f"{kind}: {name} holds characters not allowed")
+    return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_values(kind: str, message: dict) -> None:
@@ -193,5 +236,3 @@ def _check_values(kind: str, message: dict) -> None:
                 raise ProtocolError(CLOSE_BAD_MESSAGE, "input: position outside the screen")
         if len(message.get("key", "")) > KEY_MAX_CHARS:
             raise ProtocolError(CLOSE_BAD_MESSAGE, "input: key too long")
-    if kind == "ack" and message["seq"] < 0:
-        raise ProtocolError(CLOSE_BAD_MESSAGE, "ack: negative seq")

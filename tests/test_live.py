@@ -157,6 +157,36 @@ async def test_a_second_customer_connection_is_refused_and_the_first_told(alice)
     await intruder.send_json_to({"type": "hello", "token": token})
     assert await closed_with(intruder) == protocol.CLOSE_DUPLICATE
     assert (await sync(refusals))[0]["reason"] == "second customer connection"
+    told = {"type": "peer_refused", "role": "customer", "code": 4409,
+            "reason": "second customer connection"}
+    assert await next_of(cust, "peer_refused") == told
+    assert await next_of(viewer, "peer_refused") == told
+    await cust.disconnect()
+    await viewer.disconnect()
+
+
+async def test_refusals_at_the_first_message_are_in_the_sessions_history(alice):
+    """The token names the session: a used token (4403) and a second connection (4409) are
+    audited under the session's reference, and its staff member is told."""
+    session, token = await sync(lambda: active_session(alice))
+    cust = await customer(token)
+    viewer = await staff(alice, session)
+    await welcomed(viewer)
+    for hello, code, reason in [
+        (token, 4403, "token already used"),
+        (await sync(lambda: actions.issue_live_token(session=session)), 4409,
+         "second customer connection"),
+    ]:
+        refused = socket("/ws/live/customer/")
+        await refused.connect()
+        await refused.send_json_to({"type": "hello", "token": hello})
+        assert await closed_with(refused) == code
+        assert await next_of(viewer, "peer_refused") == {
+            "type": "peer_refused", "role": "customer", "code": code, "reason": reason,
+        }
+    history = await sync(lambda: [(e.session_ref, e.details["close_code"])
+                                  for e in events(EventType.LIVE_REFUSED)])
+    assert history == [(session.reference, 4403), (session.reference, 4409)]
     await cust.disconnect()
     await viewer.disconnect()
 
@@ -441,7 +471,7 @@ def test_the_protocol_constants_match_the_document():
     text = (settings.BASE_DIR / "docs/protocol.md").read_text()
     for name in ("CLOSE_ENDED", "CLOSE_BAD_TOKEN", "CLOSE_FORBIDDEN", "CLOSE_DUPLICATE",
                  "CLOSE_TOO_LARGE", "CLOSE_BAD_MESSAGE", "CLOSE_NOT_ALLOWED", "CLOSE_TOO_FAST",
-                 "CLOSE_TIMEOUT", "CLOSE_NOT_VERIFIED"):
+                 "CLOSE_TIMEOUT", "CLOSE_NOT_VERIFIED", "CLOSE_BYTE_LIMIT"):
         assert f"| {getattr(protocol, name)} | `{name}` |" in text, name
     assert f"{protocol.HEADER_BYTES} bytes" in text
     assert f"`{protocol.HEADER.format}`" in text
