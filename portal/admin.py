@@ -79,7 +79,7 @@ class PortalUserAdmin(UserAdmin):
             user=obj, state=RequestState.PENDING, expires_at__gt=timezone.now()
         ).count()
         waiting = (
-            format_html(" ({})", _("%(count)d request(s) waiting") % {"count": pending})
+            format_html(" ({})", _("requests waiting: %(count)d") % {"count": pending})
             if pending else ""
         )
         link = reverse("admin:portal_user_roles", args=[obj.pk])
