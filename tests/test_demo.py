@@ -73,3 +73,20 @@ def test_it_refuses_with_debug_off(db, settings):
     with pytest.raises(CommandError, match="debug off"):
         call_command("demo")
     assert not User.objects.exists()
+
+
+def test_neu_enrols_with_the_printed_code_and_the_password(db, debug_on, capsys, settings):
+    import json
+
+    from django.test import Client
+
+    call_command("demo")
+    [code] = ENROLMENT_CODE.findall(capsys.readouterr().out)
+    password = json.loads((settings.VAR_DIR / "demo-credentials.json").read_text())["neu"]
+    browser = Client()
+    browser.post("/staff/login/", {"username": "neu", "password": password})
+    assert "<svg" not in browser.get("/staff/enrol/").content.decode()
+    page = browser.post("/staff/enrol/", {"enrolment_code": code}, follow=True).content.decode()
+    assert '<div class="qr"' in page
+    [used] = AuditEvent.objects.filter(event_type=EventType.ENROLMENT_CODE_USED)
+    assert used.actor_label == "neu"
