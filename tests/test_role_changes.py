@@ -273,3 +273,32 @@ def test_a_superuser_still_administers_everything(client, alice):
     role_changes.request_role_change(user=alice, role=SUPPORT_STAFF, change="remove",
                                      by_user=root)
     assert roles_of(alice) == set()
+
+
+def test_the_admin_pages_speak_german(carol, erika, alice, erin_without_app):
+    from django.conf import settings
+
+    browser = Client()
+    browser.cookies[settings.LANGUAGE_COOKIE_NAME] = "de"
+    sign_in_verified(browser, carol)
+    page = browser.get(f"/admin/auth/user/{alice.pk}/change/").content.decode()
+    assert "Rollenänderung beantragen" in page and "Zweiten Faktor zurücksetzen" in page
+    page = browser.get(f"/admin/auth/user/{erin_without_app.pk}/change/").content.decode()
+    assert "Einrichtung starten" in page
+    assert "Einrichtung starten" in browser.get(
+        f"/admin/auth/user/{erin_without_app.pk}/enrolment/").content.decode()
+    page = browser.post(f"/admin/auth/user/{erin_without_app.pk}/enrolment/").content.decode()
+    assert "Geben Sie diesen Einrichtungscode der Person" in page
+    page = browser.get(f"/admin/auth/user/{alice.pk}/roles/").content.decode()
+    assert "erteilen" in page and "Compliance-Beauftragte" in page
+    change_request = role_changes.request_role_change(
+        user=alice, role=ADMINISTRATOR, change="grant", by_user=carol
+    )
+    sign_in_verified(browser, erika)
+    page = browser.get(f"/admin/portal/rolechangerequest/{change_request.pk}/decide/")
+    assert "die Rolle Administrator zu erteilen" in page.content.decode()
+
+
+@pytest.fixture
+def erin_without_app(db):
+    return make_staff("erin", None, with_device=False)
