@@ -47,6 +47,13 @@ def erin(db):
     return make_staff("erin", None, with_device=False)
 
 
+def browser() -> Client:
+    """Another browser, set to English like the test's own client."""
+    other = Client()
+    other.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    return other
+
+
 def code_for(user, by=None) -> str:
     """An administrator starts the enrolment and reads the code to the person on the phone."""
     actor = Actor.staff(by) if by is not None else Actor.system("test")
@@ -106,7 +113,7 @@ def test_it_shows_a_qr_code_and_a_new_key_after_the_code_and_keeps_them_on_reloa
 
 def test_two_sign_ins_with_the_password_never_share_a_secret(erin):
     """The old hijack: whoever knew the password saw the same pending secret as the employee."""
-    employee, intruder = Client(), Client()
+    employee, intruder = browser(), browser()
     code = code_for(erin)
     key = shown_key(start(employee, erin, code))
 
@@ -291,16 +298,16 @@ BROWSERS = 8
 @pytest.mark.django_db(transaction=True)
 def test_a_code_starts_one_enrolment_even_from_many_browsers_at_once(erin):
     code = code_for(erin)
-    browsers = [Client() for _ in range(BROWSERS)]
-    for browser in browsers:
-        sign_in_password_only(browser, erin)
+    browsers = [browser() for _ in range(BROWSERS)]
+    for each in browsers:
+        sign_in_password_only(each, erin)
     go = threading.Barrier(BROWSERS)
     keys: list[str | None] = []
 
-    def browser_enters_code(browser: Client) -> None:
+    def browser_enters_code(one: Client) -> None:
         try:
             go.wait()
-            response = browser.post(ENROL, {"enrolment_code": code}, follow=True)
+            response = one.post(ENROL, {"enrolment_code": code}, follow=True)
             keys.append(shown_key(response.content.decode()))
         except Exception as error:  # pragma: no cover - shown in the assertion
             keys.append(repr(error))
@@ -336,7 +343,7 @@ def test_an_administrator_starts_the_enrolment_and_sees_the_code_once(client, ca
     assert shown.replace("-", "") not in str(started.details)
     assert shown not in client.get(f"/admin/auth/user/{erin.pk}/change/").content.decode()
 
-    assert shown_key(start(Client(), erin, shown))
+    assert shown_key(start(browser(), erin, shown))
 
 
 def test_support_staff_cannot_start_an_enrolment(client, alice, erin):
@@ -348,7 +355,7 @@ def test_support_staff_cannot_start_an_enrolment(client, alice, erin):
 def test_an_administrator_resets_a_second_factor_and_the_person_needs_a_new_code(
     client, carol, alice
 ):
-    victim_browser = Client()
+    victim_browser = browser()
     sign_in_verified(victim_browser, alice)
     assert victim_browser.get("/staff/").status_code == 200
 
@@ -361,9 +368,9 @@ def test_an_administrator_resets_a_second_factor_and_the_person_needs_a_new_code
 
     # The old factor no longer counts, and the password alone shows no secret.
     assert victim_browser.get("/staff/").status_code == 302
-    browser = Client()
-    browser.post(LOGIN, {"username": "alice", "password": PASSWORD})
-    page = browser.get(ENROL).content.decode()
+    other = browser()
+    other.post(LOGIN, {"username": "alice", "password": PASSWORD})
+    page = other.get(ENROL).content.decode()
     assert shown_key(page) is None
 
 
