@@ -120,3 +120,16 @@ SECURITY_EVENT_LEVELS: dict[str, int] = {
     EventType.RECORDING_VERIFICATION_FAILED: logging.ERROR,
     EventType.AUDIT_BROKEN: logging.ERROR,
 }
+    ENROLMENT_STARTED = "staff.enrolment_started", _(
+        "Enrolment code for an authenticator app issued"
+    )
+    ENROLMENT_CODE_USED = "staff.enrolment_code_used", _("Enrolment code used")
+    ENROLMENT_CODE_EXPIRED = "staff.enrolment_code_expired", _("Enrolment code expired unused")
+    SECOND_FACTOR_RESET = "staff.second_factor_reset", _(
+        "Second factor reset by an administrator"
+    )
+    ROLE_CHANGE_REQUESTED = "roles.change_requested", _("Role change requested")
+    ROLE_CHANGE_APPROVED = "roles.change_approved", _("Role change approved (second person)")
+    ROLE_CHANGE_REJECTED = "roles.change_rejected", _("Role change rejected or withdrawn")
+    ROLE_CHANGE_EXPIRED = "roles.change_expired", _("Role change request expired undecided")
+    ROLE_CHANGED = "roles.changed", _("Role granted or removed")

@@ -3,7 +3,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from portal import two_factor
+from portal import enrolment, two_factor
 
 
 class PasswordForm(forms.Form):
@@ -67,3 +67,40 @@ class EnrolmentForm(forms.Form):
                 _("Enter the 6-digit code that your authenticator app shows."), code="format"
             )
         return code
+
+
+class EnrolmentCodeForm(forms.Form):
+    """The one-time code an administrator handed out; without it no secret is shown."""
+
+    enrolment_code = forms.CharField(
+        label=_("Enrolment code from your administrator"),
+        max_length=enrolment.CODE_MAX_LENGTH,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "autocapitalize": "none",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+    )
+
+    def clean_enrolment_code(self) -> str:
+        code = enrolment.normalise_code(self.cleaned_data["enrolment_code"])
+        if not enrolment.CODE.fullmatch(code):
+            raise forms.ValidationError(
+                _("Enter the enrolment code as you received it, e.g. abcd-efgh-ijkl-mnop."),
+                code="format",
+            )
+        return code
+
+
+class ReauthenticationForm(forms.Form):
+    """The password once more, before a step that replaces a second factor."""
+
+    password = forms.CharField(
+        label=_("Your password, to confirm"),
+        max_length=1024,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )

@@ -1,7 +1,13 @@
-"""Capabilities of the portal's roles that belong to no single model."""
+"""Capabilities of the portal's roles, enrolment codes, and requests to change someone's roles."""
 
+from __future__ import annotations
+
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from portal.roles import ADMINISTRATOR, COMPLIANCE_OFFICER, ROLE_LABELS
 
 
 class Capability(models.Model):
@@ -19,3 +25,100 @@ class Capability(models.Model):
 
     def __str__(self) -> str:
         return "capability"
+
+
+class EnrolmentCode(models.Model):
+    """A one-time code an administrator hands out so that one person can set up their app.
+
+    Only the SHA-256 of the code is stored; the code itself is shown once, to the administrator.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolment_codes",
+        verbose_name=_("user"),
+    )
+    code_sha256 = models.CharField(_("code SHA-256"), max_length=64, unique=True, editable=False)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+", verbose_name=_("issued by"),
+    )
+    issued_at = models.DateTimeField(_("issued at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    expired_at = models.DateTimeField(_("expiry recorded at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("enrolment code")
+        verbose_name_plural = _("enrolment codes")
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.issued_at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def usable(cls, *, now=None) -> models.QuerySet:
+        """Codes that can still start an enrolment: not used, not revoked, not expired."""
+        return cls.objects.filter(
+            used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now or timezone.now()
+        )
+
+
+class RoleChange(models.TextChoices):
+    GRANT = "grant", _("grant")
+    REMOVE = "remove", _("remove")
+
+
+class RequestState(models.TextChoices):
+    PENDING = "pending", _("waiting for a second administrator")
+    APPLIED = "applied", _("applied")
+    REJECTED = "rejected", _("rejected")
+    EXPIRED = "expired", _("expired")
+
+
+# Granting these roles takes effect only once a second administrator approves (four eyes).
+FOUR_EYES_ROLES = frozenset({COMPLIANCE_OFFICER, ADMINISTRATOR})
+
+
+class RoleChangeRequest(models.Model):
+    """An administrator's request to grant or remove one role of another staff member."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_change_requests",
+        verbose_name=_("staff member"),
+    )
+    role = models.CharField(_("role"), max_length=50, choices=list(ROLE_LABELS.items()))
+    change = models.CharField(_("change"), max_length=10, choices=RoleChange.choices)
+    note = models.CharField(_("reason"), max_length=300, blank=True)
+    state = models.CharField(
+        _("state"), max_length=10, choices=RequestState.choices, default=RequestState.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("requested by"),
+    )
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+", verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("role change request")
+        verbose_name_plural = _("role change requests")
+        default_permissions = ("view",)
+        ordering = ("-requested_at",)
+
+    def __str__(self) -> str:
+        return f"{self.get_change_display()} {self.get_role_display()}: {self.user}"
+
+    @property
+    def needs_second_administrator(self) -> bool:
+        return needs_four_eyes(role=self.role, change=self.change)
+
+
+def needs_four_eyes(*, role: str, change: str) -> bool:
+    """Granting Compliance officer or Administrator needs a second administrator's approval."""
+    return change == RoleChange.GRANT and role in FOUR_EYES_ROLES

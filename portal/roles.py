@@ -46,6 +46,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "otp_totp.delete_totpdevice",
         "otp_static.view_staticdevice",
         "otp_static.delete_staticdevice",
+        "portal.view_enrolmentcode",
+        "portal.view_rolechangerequest",
         "sessions_app.view_closedday",
         "sessions_app.add_closedday",
         "sessions_app.change_closedday",

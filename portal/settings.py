@@ -200,6 +200,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recordings.tasks.verify_sample",
         "schedule": crontab(hour=3, minute=30),
     },
+    "expire-enrolment-codes-and-role-requests": {
+        "task": "portal.tasks.expire_enrolment_codes_and_role_requests",
+        "schedule": 300.0,
+    },
 }
 
 # --- Authentication and staff sessions -----------------------------------------------------
@@ -228,6 +232,10 @@ SIGNIN_FAILURES_PER_USER = env_int("PORTAL_SIGNIN_FAILURES_PER_USER", 5, minimum
 SIGNIN_FAILURES_PER_IP = env_int("PORTAL_SIGNIN_FAILURES_PER_IP", 20, minimum=1)
 SIGNIN_FAILURE_WINDOW = env_int("PORTAL_SIGNIN_WINDOW_MINUTES", 15, minimum=1) * 60
 BACKUP_CODE_COUNT = 10
+# An enrolment code an administrator hands out works once, for this many hours; a role change
+# request that needs a second administrator waits this many days for the decision.
+ENROLMENT_CODE_HOURS = env_int("PORTAL_ENROLMENT_CODE_HOURS", 24, minimum=1, maximum=24 * 14)
+ROLE_REQUEST_DAYS = env_int("PORTAL_ROLE_REQUEST_DAYS", 7, minimum=1, maximum=90)
 
 # Wrong session keys: at most this many per address in the window; past the alarm threshold
 # of wrong keys from all addresses within one minute, an alarm event is written.

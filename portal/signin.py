@@ -22,7 +22,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from audit.event_types import EventType
 from audit.events import Actor, record_for_request
 from portal import throttle, two_factor
-from portal.forms import CodeForm, EnrolmentForm, PasswordForm
+from portal.forms import (
+    CodeForm,
+    EnrolmentCodeForm,
+    EnrolmentForm,
+    PasswordForm,
+    ReauthenticationForm,
+)
 from portal.staff_access import staff_required
 from portal.two_factor import Outcome
 
@@ -158,7 +164,35 @@ def code(request):
     return render(request, "portal/signin/code.html", {"form": form, "next": next_url})
 
 
-@sensitive_post_parameters("code")
+def _enrolment_code_error(outcome: Outcome) -> str:
+    if outcome is Outcome.THROTTLED:
+        return _throttled_message()
+    if outcome is Outcome.EXPIRED:
+        return _("This enrolment code has expired. Please ask your administrator for a new one.")
+    if outcome is Outcome.REUSED:
+        return _(
+            "This enrolment code was already used or replaced by a newer one. "
+            "Please ask your administrator for a new one."
+        )
+    return _("This enrolment code is wrong. Please check it or ask your administrator.")
+
+
+def _enrolment_code_step(request, user, next_url: str):
+    """No secret without an administrator's one-time code: a password alone shows nothing."""
+    form = EnrolmentCodeForm(request.POST) if request.method == "POST" else EnrolmentCodeForm()
+    if form.is_valid():
+        outcome = two_factor.begin_enrolment(
+            request=request, user=user, code=form.cleaned_data["enrolment_code"]
+        )
+        if outcome is Outcome.OK:
+            return _step("staff-enrol", next_url)
+        form.add_error("enrolment_code", _enrolment_code_error(outcome))
+    return render(
+        request, "portal/signin/enrolment_code.html", {"form": form, "next": next_url}
+    )
+
+
+@sensitive_post_parameters("code", "enrolment_code")
 @never_cache
 @require_http_methods(["GET", "POST"])
 def enrol(request):
@@ -168,8 +202,12 @@ def enrol(request):
         return _step("staff-login", next_url)
     if two_factor.has_authenticator(user):
         return _step("staff-login-otp", next_url)
-    form = EnrolmentForm(request.POST) if request.method == "POST" else EnrolmentForm()
     try:
+        device = two_factor.pending_enrolment(request)
+        # A new enrolment code is welcome at any time: it starts over with a new secret.
+        if device is None or "enrolment_code" in request.POST:
+            return _enrolment_code_step(request, user, next_url)
+        form = EnrolmentForm(request.POST) if request.method == "POST" else EnrolmentForm()
         if form.is_valid():
             result = two_factor.confirm_enrolment(
                 request=request, user=user, code=form.cleaned_data["code"]
@@ -181,29 +219,42 @@ def enrol(request):
                 messages.success(request, _("Your authenticator app is set up."))
                 return _step("staff-backup-codes", next_url)
             form.add_error("code", _code_error(result))
-        device = two_factor.start_enrolment(user=user)
     except two_factor.AlreadyEnrolled:
         return _step("staff-login-otp", next_url)
     context = {"form": form, "next": next_url, **two_factor.authenticator_setup(device)}
     return render(request, "portal/signin/enrol.html", context)
 
 
+@sensitive_post_parameters("password")
 @never_cache
 @staff_required
 @require_http_methods(["GET", "POST"])
 def backup_codes(request):
     next_url = _safe_next(request)
-    if request.method == "POST":
-        codes = two_factor.issue_backup_codes(request=request, user=request.user)
-        request.session[BACKUP_CODES_SESSION_KEY] = codes
-        return _step("staff-backup-codes", next_url)
+    form = ReauthenticationForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        # Whoever finds a signed-in browser must not walk away with a fresh set of codes.
+        outcome = two_factor.check_reauthentication(
+            request=request, user=request.user, password=form.cleaned_data["password"]
+        )
+        if outcome is Outcome.OK:
+            codes = two_factor.issue_backup_codes(request=request, user=request.user)
+            request.session[BACKUP_CODES_SESSION_KEY] = codes
+            return _step("staff-backup-codes", next_url)
+        form.add_error(
+            "password",
+            _throttled_message() if outcome is Outcome.THROTTLED else _("The password is wrong."),
+        )
     # Shown once: taken out of the session as the page is rendered.
-    codes = request.session.pop(BACKUP_CODES_SESSION_KEY, None) or []
+    codes = []
+    if request.method == "GET":
+        codes = request.session.pop(BACKUP_CODES_SESSION_KEY, None) or []
     context = {
         "codes": [two_factor.format_backup_code(str(code)) for code in codes],
         "remaining": two_factor.backup_codes_left(request.user),
         "continue_url": next_url or resolve_url(settings.LOGIN_REDIRECT_URL),
         "next": next_url,
+        "form": form,
     }
     return render(request, "portal/signin/backup_codes.html", context)
 

@@ -22,10 +22,11 @@ from django_otp.models import Device
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.util import random_hex
 
 from audit.event_types import EventType
 from audit.events import Actor, record_for_request
-from portal import client_ip, throttle
+from portal import client_ip, enrolment, throttle
 
 TOTP_CODE = re.compile(r"[0-9]{6}")
 # StaticToken.random_token(): 5 random bytes in lower-case base32, shown as "abcd-efgh".
@@ -34,6 +35,8 @@ AUTHENTICATOR_NAME = "Authenticator app"
 BACKUP_DEVICE_NAME = "Backup codes"
 # Longest input worth looking at: a code typed with spaces or dashes.
 CODE_MAX_LENGTH = 32
+# The authenticator a browser is setting up: its secret, bound to that one session.
+ENROLMENT_SESSION_KEY = "portal_enrolment"
 
 
 class Outcome(enum.StrEnum):
@@ -42,6 +45,7 @@ class Outcome(enum.StrEnum):
     REUSED = "reused"
     DEVICE_PAUSED = "device_paused"  # django-otp's own back-off after failed codes
     THROTTLED = "throttled"  # too many failures for the user name or the address
+    EXPIRED = "expired"  # an enrolment code past its time
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,18 @@ _FAILURE_REASONS = {
     Outcome.WRONG: "wrong or expired code",
     Outcome.REUSED: "code already used",
     Outcome.DEVICE_PAUSED: "device paused after failed codes",
+}
+
+
+_ENROLMENT_CODE_FAILURES = {
+    enrolment.CodeCheck.WRONG: "wrong enrolment code",
+    enrolment.CodeCheck.USED: "enrolment code used or replaced",
+    enrolment.CodeCheck.EXPIRED: "enrolment code expired",
+}
+_ENROLMENT_CODE_OUTCOMES = {
+    enrolment.CodeCheck.WRONG: Outcome.WRONG,
+    enrolment.CodeCheck.USED: Outcome.REUSED,
+    enrolment.CodeCheck.EXPIRED: Outcome.EXPIRED,
 }
 
 
@@ -268,20 +284,73 @@ def verify_code(*, request, user: AbstractBaseUser, code: str) -> CodeCheck:
 
 
 def _lock_user(user: AbstractBaseUser) -> None:
-    # Serializes enrolment per user, so two reloads of the page cannot make two keys.
+    # Serializes enrolment per user, so two browsers cannot both finish one.
     get_user_model()._default_manager.select_for_update().filter(pk=user.pk).first()
 
 
+def pending_enrolment(request) -> TOTPDevice | None:
+    """The authenticator this browser is setting up (not saved), once an enrolment code opened it.
+
+    The secret lives only in this browser's session: another sign-in with the same password
+    never sees it, and every enrolment code starts a new one.
+    """
+    state = request.session.get(ENROLMENT_SESSION_KEY)
+    if not isinstance(state, dict) or state.get("user_id") != request.user.pk:
+        return None
+    if not enrolment.is_current(state.get("code_id"), user=request.user):
+        # An administrator issued a newer code or reset the factor: this secret is void.
+        request.session.pop(ENROLMENT_SESSION_KEY, None)
+        return None
+    return TOTPDevice(user=request.user, name=AUTHENTICATOR_NAME, key=state["key"], confirmed=False)
+
+
 @transaction.atomic
-def start_enrolment(*, user: AbstractBaseUser) -> TOTPDevice:
-    """The user's unconfirmed authenticator device, created once and reused on every reload."""
+def begin_enrolment(*, request, user: AbstractBaseUser, code: str) -> Outcome:
+    """Use an enrolment code from an administrator: a fresh secret for this browser session."""
+    username = user.get_username()
+    if _refused_by_throttle(
+        request, username=username, actor=Actor.staff(user), step="enrolment-code"
+    ):
+        return Outcome.THROTTLED
     _lock_user(user)
     if has_authenticator(user):
         raise AlreadyEnrolled
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
-    return device
+    used = enrolment.use_code(user=user, code=code)
+    if used.check is not enrolment.CodeCheck.OK:
+        throttle.record_failure(username=username, ip=_ip(request))
+        record_for_request(
+            request,
+            event_type=EventType.OTP_FAILED,
+            actor=Actor.staff(user),
+            details={
+                "reason": _ENROLMENT_CODE_FAILURES[used.check],
+                "step": "enrolment-code",
+                "code_id": used.code.pk if used.code else None,
+            },
+        )
+        return _ENROLMENT_CODE_OUTCOMES[used.check]
+    record_for_request(
+        request,
+        event_type=EventType.ENROLMENT_CODE_USED,
+        actor=Actor.staff(user),
+        details={"code_id": used.code.pk},
+    )
+    request.session[ENROLMENT_SESSION_KEY] = {
+        "user_id": user.pk,
+        "key": random_hex(20),
+        "code_id": used.code.pk,
+    }
+    return Outcome.OK
+
+
+def _matching_step(device: TOTPDevice, code: str) -> int | None:
+    """The time step at which ``code`` is the device's code (within its tolerance), if any."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    for offset in range(-device.tolerance, device.tolerance + 1):
+        totp.drift = device.drift + offset
+        if totp.token() == int(code):
+            return totp.t()
+    return None
 
 
 @transaction.atomic
@@ -308,37 +377,62 @@ def issue_backup_codes(*, request, user: AbstractBaseUser) -> list[str]:
 
 @transaction.atomic
 def confirm_enrolment(*, request, user: AbstractBaseUser, code: str) -> CodeCheck:
-    """Confirm the new authenticator with a code from it, then issue fresh backup codes."""
+    """Confirm this browser's new authenticator with a code from it, then issue backup codes."""
     username = user.get_username()
     if _refused_by_throttle(request, username=username, actor=Actor.staff(user), step="enrolment"):
         return CodeCheck(Outcome.THROTTLED)
     _lock_user(user)
     if has_authenticator(user):
         raise AlreadyEnrolled
-    device = (
-        TOTPDevice.objects.select_for_update()
-        .filter(user=user, confirmed=False)
-        .order_by("pk")
-        .first()
-    )
+    device = pending_enrolment(request)
     code = normalise_code(code)
-    if device is None or not TOTP_CODE.fullmatch(code):
-        outcome, retry_after = Outcome.WRONG, None
-    else:
-        outcome, retry_after = _check_totp(device, code)
-    if outcome is not Outcome.OK:
-        _code_failed(request, user=user, outcome=outcome, step="enrolment")
-        return CodeCheck(outcome, method="totp", retry_after=retry_after)
+    step = None
+    if device is not None and TOTP_CODE.fullmatch(code):
+        step = _matching_step(device, code)
+    if step is None:
+        _code_failed(request, user=user, outcome=Outcome.WRONG, step="enrolment")
+        return CodeCheck(Outcome.WRONG, method="totp")
 
+    state = request.session.pop(ENROLMENT_SESSION_KEY)
+    # The code just typed counts as used: it cannot sign in a second time.
+    device.last_t = step
     device.confirmed = True
-    device.save(update_fields=["confirmed"])
+    device.save()
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
     record_for_request(
         request,
         event_type=EventType.DEVICE_ENROLLED,
         actor=Actor.staff(user),
-        details={"device": device.persistent_id, "name": device.name},
+        details={
+            "device": device.persistent_id,
+            "name": device.name,
+            "enrolment_code_id": state.get("code_id"),
+        },
     )
     codes = issue_backup_codes(request=request, user=user)
     _signed_in(request, user=user, device=device, method="totp", enrolment=True)
     return CodeCheck(Outcome.OK, device=device, method="totp", backup_codes=tuple(codes))
+
+
+def check_reauthentication(*, request, user: AbstractBaseUser, password: str) -> Outcome:
+    """The password once more before a sensitive step (new backup codes), throttled and audited."""
+    username = user.get_username()
+    if _refused_by_throttle(
+        request, username=username, actor=Actor.staff(user), step="re-authentication"
+    ):
+        return Outcome.THROTTLED
+    if user.check_password(password):
+        return Outcome.OK
+    throttle.record_failure(username=username, ip=_ip(request))
+    with transaction.atomic():
+        record_for_request(
+            request,
+            event_type=EventType.PASSWORD_FAILED,
+            actor=Actor.staff(user),
+            details={
+                "username": username[:150],
+                "reason": "wrong password",
+                "step": "re-authentication",
+            },
+        )
+    return Outcome.WRONG

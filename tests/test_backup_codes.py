@@ -22,7 +22,7 @@ SHOWN_CODE = re.compile(r"<code>([a-z2-7]{4}-[a-z2-7]{4})</code>")
 def issue_codes(client, user) -> list[str]:
     """Alice asks for new backup codes on her page and notes them down; then signs out."""
     sign_in_verified(client, user)
-    response = client.post(BACKUP_CODES, follow=True)
+    response = client.post(BACKUP_CODES, {"password": PASSWORD}, follow=True)
     codes = SHOWN_CODE.findall(response.content.decode())
     client.post("/staff/logout/")
     return codes
@@ -35,7 +35,7 @@ def sign_in_with(client, user, code):
 
 def test_it_issues_codes_and_shows_them_once(client, alice):
     sign_in_verified(client, alice)
-    response = client.post(BACKUP_CODES)
+    response = client.post(BACKUP_CODES, {"password": PASSWORD})
     assert response["Location"] == BACKUP_CODES
     codes = SHOWN_CODE.findall(client.get(BACKUP_CODES).content.decode())
     assert len(set(codes)) == settings.BACKUP_CODE_COUNT
@@ -101,7 +101,7 @@ def test_it_replaces_all_earlier_codes_with_new_ones(client, alice):
 def test_it_keeps_backup_codes_from_a_password_only_session(client, alice):
     sign_in_password_only(client, alice)
     assert client.get(BACKUP_CODES)["Location"].startswith(CODE)
-    assert client.post(BACKUP_CODES)["Location"].startswith(CODE)
+    assert client.post(BACKUP_CODES, {"password": PASSWORD})["Location"].startswith(CODE)
     assert not events(EventType.BACKUP_CODES_ISSUED)
 
 
@@ -110,3 +110,29 @@ def test_it_does_not_accept_another_users_backup_code(client, alice, bob):
     response = sign_in_with(client, bob, code)
     assert "This backup code is wrong or was already used." in response.content.decode()
     assert client.get("/staff/").status_code == 302
+
+
+def test_new_backup_codes_need_the_password_again(client, alice):
+    """Someone at an unattended, signed-in browser cannot walk away with fresh codes."""
+    sign_in_verified(client, alice)
+    page = client.get(BACKUP_CODES).content.decode()
+    assert 'name="password"' in page and 'autocomplete="current-password"' in page
+    for posted in ({}, {"password": "not-her-password"}):
+        response = client.post(BACKUP_CODES, posted)
+        assert response.status_code == 200
+        assert not SHOWN_CODE.findall(response.content.decode())
+    assert "The password is wrong." in response.content.decode()
+    assert not events(EventType.BACKUP_CODES_ISSUED)
+    [failed] = events(EventType.PASSWORD_FAILED)
+    assert failed.actor_id == alice.pk
+    assert failed.details["step"] == "re-authentication"
+
+
+def test_wrong_passwords_at_re_authentication_are_throttled(client, alice, settings):
+    sign_in_verified(client, alice)
+    for _ in range(settings.SIGNIN_FAILURES_PER_USER):
+        client.post(BACKUP_CODES, {"password": "not-her-password"})
+    response = client.post(BACKUP_CODES, {"password": PASSWORD})
+    assert "Too many failed attempts." in response.content.decode()
+    assert not events(EventType.BACKUP_CODES_ISSUED)
+    assert events(EventType.SIGNIN_THROTTLED)[0].details["step"] == "re-authentication"

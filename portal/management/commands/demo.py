@@ -15,10 +15,11 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.event_types import EventType
 from audit.events import Actor, record
+from portal import enrolment
 from portal.roles import ADMINISTRATOR, COMPLIANCE_OFFICER, SUPPORT_STAFF
 from recordings.demo import ensure_demo_recording
 
-# username, role, display name, enrolled (False: the user is led through enrolment)
+# username, role, display name, enrolled (False: each run prints a new enrolment code instead)
 DEMO_USERS = [
     ("support", SUPPORT_STAFF, "Sabine Support", True),
     ("compliance", COMPLIANCE_OFFICER, "Clemens Compliance", True),
@@ -55,7 +56,8 @@ class Command(BaseCommand):
         created = self.ensure_users(stored)
         credentials_file.write_text(json.dumps(stored, indent=2))
         credentials_file.chmod(0o600)
-        self.print_credentials(stored, created)
+        enrolment_codes = self.start_enrolments()
+        self.print_credentials(stored, created, enrolment_codes)
         recording = ensure_demo_recording(staff=User.objects.get(username="support"))
         self.stdout.write(f"  Demo recording of session {recording.session.reference} "
                           f"({recording.get_state_display()}): sign in as compliance and open "
@@ -89,15 +91,33 @@ class Command(BaseCommand):
             )
         return created
 
-    def print_credentials(self, stored: dict, created: list[str]) -> None:
+    def start_enrolments(self) -> dict[str, str]:
+        """A fresh one-time enrolment code for each demo user without an authenticator."""
+        codes = {}
+        for username, _role, _name, enrolled in DEMO_USERS:
+            user = User.objects.get(username=username)
+            if not enrolled and not enrolment.has_authenticator(user):
+                code = enrolment.issue_code(user=user, by=Actor.system("manage.py demo"))
+                codes[username] = enrolment.format_code(code)
+        return codes
+
+    def print_credentials(self, stored: dict, created: list[str], codes: dict[str, str]) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Demo staff (debug mode only):"))
         for username, role, _name, _enrolled in DEMO_USERS:
             device = TOTPDevice.objects.filter(user__username=username, confirmed=True).first()
-            secret = base64.b32encode(device.bin_key).decode() if device else "(enrols at sign-in)"
+            if device:
+                factor = f"TOTP secret {base64.b32encode(device.bin_key).decode()}"
+            else:
+                factor = f"enrolment code {codes[username]}"
             note = " (new)" if username in created else ""
             self.stdout.write(
-                f"  {username:<11} {role:<19} password {stored[username]}  "
-                f"TOTP secret {secret}{note}"
+                f"  {username:<11} {role:<19} password {stored[username]}  {factor}{note}"
+            )
+        if codes:
+            self.stdout.write(
+                f"  {', '.join(codes)}: sign in at /staff/login/ with the password, then enter "
+                f"the enrolment code (one use, valid {settings.ENROLMENT_CODE_HOURS} h; every "
+                "run of demo makes a new one)."
             )
         self.stdout.write(
             "  Add the TOTP secret to an authenticator app, or print the current codes with:\n"

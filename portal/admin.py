@@ -1,0 +1,317 @@
+"""Users, roles and second factors in the admin, without a way to raise one's own rights.
+
+Roles (groups), raw permissions and the superuser and staff flags are shown, never edited here:
+roles change through role change requests (``portal.role_changes``, four eyes for the powerful
+roles), second factors through enrolment codes and resets (``portal.enrolment``).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.events import Actor
+from portal import client_ip, enrolment, role_changes
+from portal.admin_site import ReadOnlyAdmin
+from portal.models import EnrolmentCode, RequestState, RoleChange, RoleChangeRequest
+from portal.roles import ROLE_LABELS
+
+User = get_user_model()
+MANAGE_FACTORS_PERMISSIONS = ("portal.administer_portal", "auth.change_user")
+
+
+class RoleChangeForm(forms.Form):
+    change = forms.ChoiceField(label=_("Change"), choices=RoleChange.choices)
+    role = forms.ChoiceField(label=_("Role"), choices=list(ROLE_LABELS.items()))
+    note = forms.CharField(label=_("Reason"), max_length=300, required=False)
+
+
+def _ip(request) -> str | None:
+    return client_ip.for_request(request).ip
+
+
+for model in (User, Group, TOTPDevice, StaticDevice):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    """Staff accounts: names, password, active or not. Roles and factors have their own steps."""
+
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (_("Access"), {"fields": ("is_active", "is_staff", "roles", "second_factor")}),
+        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+    )
+    readonly_fields = ("is_staff", "roles", "second_factor", "last_login", "date_joined")
+    list_display = ("username", "first_name", "last_name", "email", "is_active", "role_list")
+    list_filter = ("is_active", "groups")
+    filter_horizontal = ()
+
+    @admin.display(description=_("Roles"))
+    def role_list(self, obj) -> str:
+        labels = [str(ROLE_LABELS[name]) for name in obj.groups.values_list("name", flat=True)
+                  if name in ROLE_LABELS]
+        if obj.is_superuser:
+            labels.append(str(_("superuser")))
+        return ", ".join(labels) or "–"
+
+    @admin.display(description=_("Roles"))
+    def roles(self, obj):
+        if obj is None or obj.pk is None:
+            return _("Roles are requested after the account is saved.")
+        pending = RoleChangeRequest.objects.filter(
+            user=obj, state=RequestState.PENDING, expires_at__gt=timezone.now()
+        ).count()
+        waiting = (
+            format_html(" ({})", _("requests waiting: %(count)d") % {"count": pending})
+            if pending else ""
+        )
+        link = reverse("admin:portal_user_roles", args=[obj.pk])
+        return format_html(
+            '{}{} <a class="button" href="{}">{}</a>',
+            self.role_list(obj), waiting, link, _("Request a role change"),
+        )
+
+    @admin.display(description=_("Second factor"))
+    def second_factor(self, obj):
+        if obj is None or obj.pk is None:
+            return "–"
+        if enrolment.has_authenticator(obj):
+            state = _("Authenticator app set up.")
+            link, label = reverse("admin:portal_user_reset_factor", args=[obj.pk]), _(
+                "Reset second factor"
+            )
+        else:
+            state = _("No authenticator app yet.")
+            usable = EnrolmentCode.usable().filter(user=obj).order_by("-expires_at").first()
+            if usable is not None:
+                state = format_html(
+                    "{} {}", state,
+                    _("An enrolment code is valid until %(when)s.")
+                    % {"when": timezone.localtime(usable.expires_at).strftime("%Y-%m-%d %H:%M")},
+                )
+            link, label = reverse("admin:portal_user_enrolment", args=[obj.pk]), _(
+                "Start enrolment"
+            )
+        return format_html('{} <a class="button" href="{}">{}</a>', state, link, label)
+
+    def has_change_permission(self, request, obj=None):
+        # A superuser's account is for superusers only: no password or factor change by others.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.is_staff = True  # every account here is a staff account
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/enrolment/", view(self.enrolment_view), name="portal_user_enrolment"),
+            path("<int:pk>/reset-second-factor/", view(self.reset_factor_view),
+                 name="portal_user_reset_factor"),
+            path("<int:pk>/roles/", view(self.roles_view), name="portal_user_roles"),
+            *super().get_urls(),
+        ]
+
+    def _subject(self, request, pk: int, *permissions: str):
+        user = get_object_or_404(User, pk=pk)
+        if not (request.user.has_perms((*MANAGE_FACTORS_PERMISSIONS, *permissions))
+                and self.has_change_permission(request, user)):
+            raise PermissionDenied
+        return user
+
+    def _page(self, request, template: str, subject, **context):
+        return render(request, template, {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": subject,
+            "change_url": reverse("admin:auth_user_change", args=[subject.pk]),
+            **context,
+        })
+
+    def enrolment_view(self, request, pk: int):
+        """Start someone's enrolment: a one-time code, shown to the administrator this once."""
+        subject = self._subject(request, pk)
+        if request.method == "POST":
+            try:
+                code = enrolment.issue_code(user=subject, by=Actor.staff(request.user),
+                                            ip=_ip(request))
+            except enrolment.EnrolmentRefused as refused:
+                messages.error(request, str(refused))
+                return redirect("admin:auth_user_change", subject.pk)
+            stored = EnrolmentCode.objects.filter(user=subject).latest("issued_at")
+            return self._page(
+                request, "admin/portal/enrolment_code.html", subject,
+                title=_("Enrolment code for %(user)s") % {"user": subject.get_username()},
+                code=enrolment.format_code(code),
+                expires_at=stored.expires_at,
+                enrol_url=request.build_absolute_uri(reverse("staff-enrol")),
+            )
+        return self._page(
+            request, "admin/portal/confirm.html", subject,
+            title=_("Start enrolment for %(user)s") % {"user": subject.get_username()},
+            text=_("A one-time enrolment code is made for this person. They need it, together "
+                   "with their password, to set up their authenticator app. Earlier unused "
+                   "codes stop working."),
+            button=_("Start enrolment"),
+        )
+
+    def reset_factor_view(self, request, pk: int):
+        """Delete someone's authenticator and backup codes, after a lost or replaced phone."""
+        subject = self._subject(request, pk, "otp_totp.delete_totpdevice",
+                                "otp_static.delete_staticdevice")
+        if request.method == "POST":
+            try:
+                enrolment.reset_second_factor(user=subject, by=Actor.staff(request.user),
+                                              ip=_ip(request))
+            except enrolment.EnrolmentRefused as refused:
+                messages.error(request, str(refused))
+            else:
+                messages.success(request, _(
+                    "The second factor is reset. Start the enrolment to give this person a new "
+                    "enrolment code."
+                ))
+            return redirect("admin:auth_user_change", subject.pk)
+        return self._page(
+            request, "admin/portal/confirm.html", subject,
+            title=_("Reset the second factor of %(user)s") % {"user": subject.get_username()},
+            text=_("The authenticator app and all backup codes of this person stop working at "
+                   "once. They can sign in again only after a new enrolment."),
+            button=_("Reset second factor"),
+        )
+
+    def roles_view(self, request, pk: int):
+        """Request a role change for someone else; some grants wait for a second administrator."""
+        subject = get_object_or_404(User, pk=pk)
+        if not (role_changes.may_manage_roles(request.user)
+                and self.has_change_permission(request, subject)):
+            raise PermissionDenied
+        form = RoleChangeForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                change_request = role_changes.request_role_change(
+                    user=subject, by_user=request.user, ip=_ip(request), **form.cleaned_data
+                )
+            except role_changes.RoleChangeRefused as refused:
+                messages.error(request, str(refused))
+            else:
+                if change_request.state == RequestState.APPLIED:
+                    messages.success(request, _("The role change is applied."))
+                else:
+                    messages.warning(request, _(
+                        "The request is recorded. It takes effect once a second administrator "
+                        "approves it."
+                    ))
+                return redirect("admin:auth_user_change", subject.pk)
+        return self._page(
+            request, "admin/portal/role_change.html", subject,
+            title=_("Request a role change for %(user)s") % {"user": subject.get_username()},
+            form=form,
+            current=self.role_list(subject),
+        )
+
+
+@admin.register(Group)
+class RoleAdmin(GroupAdmin, ReadOnlyAdmin):
+    """The roles and their permissions are defined in code (``portal/roles.py``): shown only."""
+
+    fields = ("name", "permission_list")
+    readonly_fields = ("name", "permission_list")
+
+    @admin.display(description=_("Permissions"))
+    def permission_list(self, obj):
+        return format_html_join(
+            "", "<div>{}</div>",
+            ((f"{p.content_type.app_label}.{p.codename}",)
+             for p in obj.permissions.select_related("content_type").order_by("codename")),
+        )
+
+
+@admin.register(TOTPDevice)
+class PortalTOTPDeviceAdmin(ReadOnlyAdmin, TOTPDeviceAdmin):
+    """Shown only: resetting goes through the user's page, audited."""
+
+
+@admin.register(StaticDevice)
+class PortalStaticDeviceAdmin(ReadOnlyAdmin, StaticDeviceAdmin):
+    """Shown only: resetting goes through the user's page, audited."""
+
+
+@admin.register(EnrolmentCode)
+class EnrolmentCodeAdmin(ReadOnlyAdmin):
+    list_display = ("user", "issued_by", "issued_at", "expires_at", "used_at", "revoked_at",
+                    "expired_at")
+    list_filter = ("issued_at",)
+    fields = list_display
+
+
+@admin.register(RoleChangeRequest)
+class RoleChangeRequestAdmin(ReadOnlyAdmin):
+    list_display = ("user", "change", "role", "state", "requested_by", "requested_at",
+                    "expires_at", "decided_by", "decided_at")
+    list_filter = ("state", "role", "change")
+    fields = (*list_display, "note", "decision")
+    readonly_fields = ("decision",)
+
+    @admin.display(description=_("Decision"))
+    def decision(self, obj):
+        if obj.state != RequestState.PENDING or obj.expires_at <= timezone.now():
+            return "–"
+        url = reverse("admin:portal_rolechangerequest_decide", args=[obj.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Approve or reject"))
+
+    def get_urls(self):
+        decide = self.admin_site.admin_view(self.decide_view)
+        return [
+            path("<int:pk>/decide/", decide, name="portal_rolechangerequest_decide"),
+            *super().get_urls(),
+        ]
+
+    def decide_view(self, request, pk: int):
+        """A second administrator approves (or any administrator rejects) a waiting request."""
+        change_request = get_object_or_404(
+            RoleChangeRequest.objects.select_related("user", "requested_by"), pk=pk
+        )
+        if not role_changes.may_manage_roles(request.user):
+            raise PermissionDenied
+        if request.method == "POST":
+            decision = request.POST.get("decision")
+            action = {"approve": role_changes.approve_role_change,
+                      "reject": role_changes.reject_role_change}.get(decision)
+            if action is None:
+                messages.error(request, _("Choose approve or reject."))
+            else:
+                try:
+                    action(change_request=change_request, by_user=request.user, ip=_ip(request))
+                except role_changes.RoleChangeRefused as refused:
+                    messages.error(request, str(refused))
+                else:
+                    messages.success(request, _("The role change is applied.")
+                                     if decision == "approve" else _("The request is rejected."))
+            return redirect("admin:portal_rolechangerequest_change", change_request.pk)
+        return render(request, "admin/portal/decide.html", {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": str(change_request),
+            "change_request": change_request,
+            "own_request": change_request.requested_by_id == request.user.pk,
+        })
