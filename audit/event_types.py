@@ -93,3 +93,9 @@ class EventType(models.TextChoices):
     AUDIT_VERIFIED = "audit.chain_verified", _("Audit chain verified intact")
     AUDIT_BROKEN = "audit.chain_broken", _("Audit chain verification found a break")
     DEMO_DATA_CREATED = "portal.demo_data_created", _("Demo users created")
+    KEY_ENTRY_BLOCKED_GLOBALLY = "security.key_entry_blocked_globally", _(
+        "Too many wrong keys from all addresses: key entry stopped for everyone"
+    )
+    KEY_BLOCK_LIFTED = "key.block_lifted", _(
+        "Adviser let the customer's browser past the key-entry block for this session"
+    )
