@@ -8,9 +8,11 @@ that opens its session (or is not tried, outside opening hours) gives its count 
   ``KEY_FAILURE_WINDOW`` seconds from the first wrong key; past ``KEY_FAILURES_PER_IP`` the
   address is refused until the window ends.
 - Globally: past ``KEY_FAILURES_GLOBAL`` wrong keys from all addresses within one
-  ``KEY_GLOBAL_WINDOW``, key entry stops for everyone for ``KEY_GLOBAL_BLOCK`` seconds
-  (``security.key_entry_blocked_globally``). The ``KEY_FAILURE_ALARM_PER_MINUTE``-th wrong key
-  of a calendar minute writes ``security.key_guessing_alarm``.
+  ``KEY_GLOBAL_WINDOW`` (fixed windows on the clock), key entry stops for everyone until the
+  window ends (``security.key_entry_blocked_globally``): however many addresses guess, at most
+  ``KEY_FAILURES_GLOBAL`` wrong keys are checked per window. The
+  ``KEY_FAILURE_ALARM_PER_MINUTE``-th wrong key of a calendar minute writes
+  ``security.key_guessing_alarm``.
 - A refused browser is shown a help code. Its customer reads it to the adviser, who lifts the
   block for their session (``sessions_app.actions.lift_key_block``): that browser alone may then
   try ``KEY_BLOCK_LIFT_TRIES`` keys past the blocks, and only its session's key opens anything.
@@ -36,7 +38,6 @@ from portal.address_buckets import bucket as address_bucket
 from portal.counters import count, uncount
 
 _PREFIX = "key-failures"
-GLOBAL_BLOCK = f"{_PREFIX}:global-block"
 KEY_BLOCK_LIFT_TRIES = 3  # keys a lifted browser may try past the blocks
 HELP_CODE_DIGITS = 6
 HELP_CODE_LIFETIME = 60 * 60  # a help code on a customer's screen stays valid this long
@@ -51,8 +52,20 @@ def _address_key(bucket: str) -> str:
     return f"{_PREFIX}:ip:{bucket}"
 
 
+def _window() -> int:
+    return int(time.time() // settings.KEY_GLOBAL_WINDOW)
+
+
 def _global_key() -> str:
-    return f"{_PREFIX}:global:{int(time.time() // settings.KEY_GLOBAL_WINDOW)}"
+    return f"{_PREFIX}:global:{_window()}"
+
+
+def _global_block_key() -> str:
+    return f"{_PREFIX}:global-block:{_window()}"
+
+
+def _seconds_left_in_window() -> int:
+    return max(1, int(settings.KEY_GLOBAL_WINDOW - time.time() % settings.KEY_GLOBAL_WINDOW))
 
 
 @dataclass
@@ -129,8 +142,7 @@ def _count_against_limits(bucket: str, ip: str | None) -> Refusal | None:
 
 def _block_globally(ip: str | None, *, failures: int) -> None:
     # Of all the requests that find the threshold passed, the one that sets the block audits it.
-    if not cache.add(GLOBAL_BLOCK, time.time() + settings.KEY_GLOBAL_BLOCK,
-                     timeout=settings.KEY_GLOBAL_BLOCK):
+    if not cache.add(_global_block_key(), 1, timeout=_seconds_left_in_window()):
         return
     with transaction.atomic():
         record(
@@ -139,13 +151,13 @@ def _block_globally(ip: str | None, *, failures: int) -> None:
                 "failures_in_window": failures,
                 "threshold": settings.KEY_FAILURES_GLOBAL,
                 "window_minutes": settings.KEY_GLOBAL_WINDOW // 60,
-                "block_minutes": settings.KEY_GLOBAL_BLOCK // 60,
+                "blocked_seconds": _seconds_left_in_window(),
             },
         )
 
 
 def is_blocked_globally() -> bool:
-    return cache.get(GLOBAL_BLOCK) is not None
+    return cache.get(_global_block_key()) is not None
 
 
 def should_audit_refusal(attempt: Attempt) -> bool:
@@ -158,7 +170,7 @@ def should_audit_refusal(attempt: Attempt) -> bool:
 def wait_minutes(refused: Refusal | None = Refusal.ADDRESS) -> int:
     """How long a refused customer waits at most, for messages."""
     global_block = refused == Refusal.GLOBAL
-    seconds = settings.KEY_GLOBAL_BLOCK if global_block else settings.KEY_FAILURE_WINDOW
+    seconds = _seconds_left_in_window() if global_block else settings.KEY_FAILURE_WINDOW
     return max(1, seconds // 60)
 
 
