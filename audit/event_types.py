@@ -133,3 +133,9 @@ SECURITY_EVENT_LEVELS: dict[str, int] = {
     ROLE_CHANGE_REJECTED = "roles.change_rejected", _("Role change rejected or withdrawn")
     ROLE_CHANGE_EXPIRED = "roles.change_expired", _("Role change request expired undecided")
     ROLE_CHANGED = "roles.changed", _("Role granted or removed")
+    KEY_ENTRY_BLOCKED_GLOBALLY = "security.key_entry_blocked_globally", _(
+        "Too many wrong keys from all addresses: key entry stopped for everyone"
+    )
+    KEY_BLOCK_LIFTED = "key.block_lifted", _(
+        "Adviser let the customer's browser past the key-entry block for this session"
+    )

@@ -32,6 +32,8 @@ from sessions_app.views import opening_message
 
 # The Django session entry that binds this browser to the support session it opened.
 CUSTOMER_SESSION = "customer_support_session"
+# The help code a browser refused at key entry shows, for its adviser to lift the block.
+HELP_CODE = "customer_key_help_code"
 
 
 def _ip(request) -> str | None:
@@ -83,46 +85,71 @@ def landing(request):
     """What remote support is, the opening hours, and the form for the key."""
     form = KeyForm(request.POST or None)
     ip = _ip(request)
-    status = 200
-    if request.method == "POST":
-        if key_attempts.is_blocked(ip):
-            with transaction.atomic():
-                record(event_type=EventType.KEY_REDEMPTION_THROTTLED,
-                       actor=Actor.anonymous("customer"), ip=ip,
-                       details={"user_agent": _user_agent(request)})
-            form.add_error(None, _(
-                "Too many wrong keys from your network. Please wait %(minutes)d minutes, "
-                "or ask your adviser for help on the phone."
-            ) % {"minutes": key_attempts.wait_minutes()})
+    status, help_code = 200, None
+    if request.method == "POST" and form.is_valid():
+        attempt = key_attempts.claim(ip, help_code=request.session.get(HELP_CODE))
+        if attempt.refused:
+            help_code = _refuse_key_entry(request, form, attempt)
             status = 429
-        elif form.is_valid():
+        else:
             try:
                 session = session_actions.redeem_key(
                     typed_key=form.cleaned_data["key"], customer_name=form.cleaned_data["name"],
-                    ip=ip, user_agent=_user_agent(request),
+                    ip=ip, user_agent=_user_agent(request), only_session=attempt.only_session,
                 )
             except business_hours.OutsideOpeningHours as closed:
+                attempt.not_tried()
                 form.add_error(None, opening_message(closed))
             except session_actions.KeyRejected:
-                key_attempts.record_failure(ip)
+                attempt.failed()
                 form.add_error("key", _(
                     "This key does not open a session. Please check the seven digits with "
                     "your adviser on the phone."
                 ))
             else:
+                attempt.succeeded()
                 request.session.cycle_key()  # a new session id for the bound browser
+                request.session.pop(HELP_CODE, None)
                 request.session[CUSTOMER_SESSION] = session.pk
                 return redirect("customer-adviser")
-        if form.errors and status == 200:
-            status = 400
+    if form.errors and status == 200:
+        status = 400
     now_open = business_hours.is_open()
-    return render(request, "consent/landing.html", {
+    response = render(request, "consent/landing.html", {
         "form": form,
         "open_now": now_open,
         "next_opening": None if now_open else business_hours.next_opening(),
         "opening_hours": business_hours.weekly_hours(),
         "bound": bound_session(request),
+        "help_code": key_attempts.grouped_help_code(help_code) if help_code else None,
     }, status=status)
+    if status == 429:
+        response["Retry-After"] = str(key_attempts.wait_minutes(attempt.refused) * 60)
+    return response
+
+
+def _refuse_key_entry(request, form: KeyForm, attempt: key_attempts.Attempt) -> str:
+    """Too many wrong keys: say so calmly, audit it, and give the browser its help code."""
+    if key_attempts.should_audit_refusal(attempt):
+        with transaction.atomic():
+            record(event_type=EventType.KEY_REDEMPTION_THROTTLED,
+                   actor=Actor.anonymous("customer"), ip=attempt.ip,
+                   details={"limit": attempt.refused, "user_agent": _user_agent(request)})
+    minutes = key_attempts.wait_minutes(attempt.refused)
+    if attempt.refused == key_attempts.Refusal.GLOBAL:
+        form.add_error(None, _(
+            "For your security, key entry is paused for everyone for up to %(minutes)d "
+            "minutes: there were too many wrong keys. Please stay on the phone with your "
+            "adviser: with the help code below, they can let you in now."
+        ) % {"minutes": minutes})
+    else:
+        form.add_error(None, _(
+            "Too many wrong keys from your network. Please wait %(minutes)d minutes, "
+            "or ask your adviser for help on the phone."
+        ) % {"minutes": minutes})
+    code = key_attempts.help_code(request.session.get(HELP_CODE), attempt.ip)
+    request.session[HELP_CODE] = code
+    return code
 
 
 @customer_page

@@ -6,22 +6,19 @@ import functools
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from portal import client_ip
+from portal.address_buckets import bucket as address_bucket
+from portal.counters import count
 
 
 def allow(ip: str | None, *, limit: int, bucket: str) -> bool:
-    """Count this request; False once the address made more than ``limit`` this minute."""
-    key = f"rate:{bucket}:{ip or 'unknown'}:{int(time.time() // 60)}"
-    cache.add(key, 0, timeout=120)
-    try:
-        return cache.incr(key) <= limit
-    except ValueError:  # evicted between add and incr
-        cache.add(key, 1, timeout=120)
-        return True
+    """Count this request; False once the address (IPv6: its /64) made more than ``limit`` this
+    minute."""
+    key = f"rate:{bucket}:{address_bucket(ip)}:{int(time.time() // 60)}"
+    return count(key, 120) <= limit
 
 
 def customer_rate_limited(view):

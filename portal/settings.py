@@ -242,6 +242,12 @@ ROLE_REQUEST_DAYS = env_int("PORTAL_ROLE_REQUEST_DAYS", 7, minimum=1, maximum=90
 KEY_FAILURES_PER_IP = env_int("PORTAL_KEY_FAILURES_PER_IP", 5, minimum=1)
 KEY_FAILURE_WINDOW = env_int("PORTAL_KEY_FAILURE_WINDOW_MINUTES", 15, minimum=1) * 60
 KEY_FAILURE_ALARM_PER_MINUTE = env_int("PORTAL_KEY_FAILURE_ALARM_PER_MINUTE", 30, minimum=1)
+# Past KEY_FAILURES_GLOBAL wrong keys from all addresses within one global window (fixed, on
+# the clock), key entry stops for everyone until that window ends; an adviser can let their
+# customer's browser past the blocks for the lift time (docs/consent.md: the numbers).
+KEY_FAILURES_GLOBAL = env_int("PORTAL_KEY_FAILURES_GLOBAL", 30, minimum=1)
+KEY_GLOBAL_WINDOW = env_int("PORTAL_KEY_GLOBAL_WINDOW_MINUTES", 60, minimum=1) * 60
+KEY_BLOCK_LIFT = env_int("PORTAL_KEY_BLOCK_LIFT_MINUTES", 10, minimum=1, maximum=60) * 60
 # The live session (docs/protocol.md): the largest message in bytes (daphne allows 1 MiB), the
 # messages per second one socket may send, how often clients send a heartbeat, how long a lost
 # customer may take to come back before the session ends, and how many bytes of screen a viewer

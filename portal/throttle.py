@@ -1,8 +1,12 @@
 """Failed sign-in attempts, counted per user name and per client address in the shared cache.
 
-Each counter is a fixed window: it starts with the first failure and expires
-``SIGNIN_FAILURE_WINDOW`` seconds later. ``cache.add`` + ``cache.incr`` are atomic on Redis,
-so several daphne processes count together.
+Each counter is a fixed window: it starts with the first attempt and expires
+``SIGNIN_FAILURE_WINDOW`` seconds later. An attempt is counted *before* its password or code
+is checked (``claim_attempt``) and decided on the count that the atomic increment returned, so
+that concurrent attempts cannot all pass a check that none of them has counted yet; an attempt
+that succeeds, or that checked nothing, gives its count back (``release_attempt``). Addresses
+count through ``portal.address_buckets`` (IPv6 per /64). ``cache.incr`` is atomic on Redis, so
+several daphne processes count together.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ import hashlib
 
 from django.conf import settings
 from django.core.cache import cache
+
+from portal.address_buckets import bucket
+from portal.counters import count, uncount
 
 _PREFIX = "signin-failures"
 
@@ -22,36 +29,32 @@ def _user_key(username: str) -> str:
 
 
 def _ip_key(ip: str | None) -> str:
-    # Requests whose address could not be read share one counter rather than escaping it.
-    return f"{_PREFIX}:ip:{ip or 'unknown'}"
+    return f"{_PREFIX}:ip:{bucket(ip)}"
 
 
-def _count(key: str) -> int:
-    return int(cache.get(key, 0))
+def claim_attempt(*, username: str, ip: str | None) -> str | None:
+    """Count one attempt before it is checked; the limit ("user" or "ip") it exceeds, if any.
+
+    A refused attempt is not counted (it checks nothing), so a blocked user name does not push
+    its address over the address limit.
+    """
+    window = settings.SIGNIN_FAILURE_WINDOW
+    user_count = count(_user_key(username), window)
+    ip_count = count(_ip_key(ip), window)
+    limit = None
+    if user_count > settings.SIGNIN_FAILURES_PER_USER:
+        limit = "user"
+    elif ip_count > settings.SIGNIN_FAILURES_PER_IP:
+        limit = "ip"
+    if limit is not None:
+        release_attempt(username=username, ip=ip)
+    return limit
 
 
-def _increment(key: str) -> None:
-    cache.add(key, 0, timeout=settings.SIGNIN_FAILURE_WINDOW)
-    try:
-        cache.incr(key)
-    except ValueError:
-        # The window ended between add and incr: this failure opens the next one.
-        cache.add(key, 1, timeout=settings.SIGNIN_FAILURE_WINDOW)
-
-
-def blocked_by(*, username: str, ip: str | None) -> str | None:
-    """Which limit ("user" or "ip") is reached in the current window, if any."""
-    if _count(_user_key(username)) >= settings.SIGNIN_FAILURES_PER_USER:
-        return "user"
-    if _count(_ip_key(ip)) >= settings.SIGNIN_FAILURES_PER_IP:
-        return "ip"
-    return None
-
-
-def record_failure(*, username: str, ip: str | None) -> None:
-    """Count one failed password or code for both the user name and the address."""
-    _increment(_user_key(username))
-    _increment(_ip_key(ip))
+def release_attempt(*, username: str, ip: str | None) -> None:
+    """The claimed attempt succeeded or checked nothing: it is not a failure."""
+    uncount(_user_key(username))
+    uncount(_ip_key(ip))
 
 
 def forget_user_failures(*, username: str) -> None:

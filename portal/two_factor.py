@@ -121,7 +121,7 @@ def _ip(request) -> str | None:
 
 
 def _refused_by_throttle(request, *, username: str, actor: Actor, step: str) -> bool:
-    limit = throttle.blocked_by(username=username, ip=_ip(request))
+    limit = throttle.claim_attempt(username=username, ip=_ip(request))
     if limit is None:
         return False
     with transaction.atomic():
@@ -156,9 +156,9 @@ def check_password(*, request, username: str, password: str) -> PasswordCheck:
         return PasswordCheck(Outcome.THROTTLED)
     user = authenticate(request, username=username, password=password)
     if user is not None and user.is_staff and user.is_active:
+        throttle.release_attempt(username=username, ip=_ip(request))
         return PasswordCheck(Outcome.OK, user=user)
     reason = _password_failure_reason(username, user)
-    throttle.record_failure(username=username, ip=_ip(request))
     with transaction.atomic():
         record_for_request(
             request,
@@ -220,8 +220,8 @@ def _first_success(devices, check, code: str) -> tuple[Outcome, Device | None, i
 
 def _code_failed(request, *, user, outcome: Outcome, step: str, backup: bool = False) -> None:
     # A paused device checked nothing, so only real wrong guesses count towards the throttle.
-    if outcome is not Outcome.DEVICE_PAUSED:
-        throttle.record_failure(username=user.get_username(), ip=_ip(request))
+    if outcome is Outcome.DEVICE_PAUSED:
+        throttle.release_attempt(username=user.get_username(), ip=_ip(request))
     reason = _FAILURE_REASONS[outcome]
     if backup and outcome is Outcome.WRONG:
         reason = "wrong backup code"
@@ -236,6 +236,7 @@ def _code_failed(request, *, user, outcome: Outcome, step: str, backup: bool = F
 def _signed_in(request, *, user, device: Device, method: str, enrolment: bool = False) -> None:
     # Only now, not after the password: someone who knows the password must not be able to
     # reset the count between guesses at the code.
+    throttle.release_attempt(username=user.get_username(), ip=_ip(request))
     throttle.forget_user_failures(username=user.get_username())
     details = {"method": method, "device": device.persistent_id}
     if enrolment:

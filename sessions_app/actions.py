@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from audit.event_types import EventType
 from audit.events import Actor, record
-from sessions_app import business_hours, keys, live
+from sessions_app import business_hours, key_attempts, keys, live
 from sessions_app.models import (
     ChatMessage,
     EndReason,
@@ -180,14 +180,16 @@ def issue_key(
 
 
 def redeem_key(
-    *, typed_key: str, customer_name: str, ip: str | None, user_agent: str = ""
+    *, typed_key: str, customer_name: str, ip: str | None, user_agent: str = "",
+    only_session: int | None = None,
 ) -> SupportSession:
     """The customer enters the key: exactly one redemption of a live key wins. Any failure is
     audited and raised as KeyRejected, without saying why; outside opening hours raises
-    OutsideOpeningHours."""
+    OutsideOpeningHours. ``only_session``: a browser let past the key-entry blocks by its
+    adviser (``lift_key_block``) opens that session alone."""
     try:
         return _redeem(typed_key=typed_key, customer_name=customer_name, ip=ip,
-                       user_agent=user_agent)
+                       user_agent=user_agent, only_session=only_session)
     except KeyRejected as rejected:
         with transaction.atomic():
             record(
@@ -200,7 +202,8 @@ def redeem_key(
 
 
 @transaction.atomic
-def _redeem(*, typed_key: str, customer_name: str, ip: str | None, user_agent: str):
+def _redeem(*, typed_key: str, customer_name: str, ip: str | None, user_agent: str,
+            only_session: int | None):
     business_hours.require_open()
     digits = keys.normalised(typed_key)
     if digits is None:
@@ -213,6 +216,9 @@ def _redeem(*, typed_key: str, customer_name: str, ip: str | None, user_agent: s
     )
     if key is None:
         raise KeyRejected("no live key")
+    if only_session is not None and key.session_id != only_session:
+        # A lift must not help a guesser: past the blocks, no other session's key opens.
+        raise KeyRejected("past the block, a key of another session")
     session = key.session
     if key.expires_at <= now:
         raise KeyRejected("key expired")
@@ -234,12 +240,39 @@ def _redeem(*, typed_key: str, customer_name: str, ip: str | None, user_agent: s
         )
     except InvalidTransition:
         raise KeyRejected("session not waiting for a customer") from None
+    extra = {"block_lifted": True} if only_session is not None else {}
     session.audit(
         EventType.KEY_REDEEMED, by=Actor.customer(customer_name), ip=ip, key_id=key.pk,
         customer_entered_name=session.customer_entered_name, user_agent=user_agent[:300],
+        **extra,
     )
     live.session_changed(session)
     return session
+
+
+@transaction.atomic
+def lift_key_block(
+    *, session: SupportSession, by_user: AbstractBaseUser, help_code: str, ip: str | None = None
+) -> str | None:
+    """The customer on the phone reads the help code from their blocked key page: that browser
+    may then try this session's key past the blocks (a few tries, for ``KEY_BLOCK_LIFT``).
+    Returns the address the code was shown to."""
+    check_assigned(session, by_user)
+    if session.state not in (SessionState.SCHEDULED, SessionState.KEY_ISSUED):
+        raise SessionRuleError(_("This session is not waiting for its key."))
+    code = key_attempts.normalised_help_code(help_code)
+    shown_to = key_attempts.help_code_address(code) if code else None
+    if shown_to is None:
+        raise SessionRuleError(_(
+            "No customer's page shows this help code. Please ask the customer to read it again."
+        ))
+    session.audit(
+        EventType.KEY_BLOCK_LIFTED, by=Actor.staff(by_user), ip=ip,
+        customer_ip=shown_to or None, minutes=settings.KEY_BLOCK_LIFT // 60,
+        tries=key_attempts.KEY_BLOCK_LIFT_TRIES,
+    )
+    transaction.on_commit(lambda: key_attempts.lift(code, session_id=session.pk))
+    return shown_to or None
 
 
 @transaction.atomic

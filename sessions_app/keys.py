@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 
 from django.conf import settings
 
@@ -29,14 +30,19 @@ def grouped(key: str) -> str:
     return f"{key[:3]} {key[3:]}"
 
 
-# As read out on the phone: seven digits, or three and four with one space or dash between.
-_TYPED_KEY = re.compile(r"([0-9]{3})[ \-]?([0-9]{4})", re.ASCII)
+# What people put between digits when they copy a number from the phone: any whitespace
+# (after NFKC, non-breaking and thin spaces are spaces) and zero-width ones, dashes of every
+# kind, dots, slashes.
+_SEPARATORS = re.compile(r"[\s\u200b\u2060\ufeff\-\u2010-\u2015\u2212./_]+")
+_SEVEN_DIGITS = re.compile(r"[0-9]{7}", re.ASCII)
 
 
 def normalised(typed: str) -> str | None:
-    """The seven digits of a key as typed ("1234567", "123 4567", "123-4567"), or None."""
-    match = _TYPED_KEY.fullmatch((typed or "").strip())
-    return match.group(1) + match.group(2) if match else None
+    """The seven digits of a key however they were grouped ("117 76 23", "11-77-623",
+    "117.7623"), or None for anything but exactly seven digits."""
+    # NFKC turns full-width digits into ASCII ones and every kind of space into a plain one.
+    digits = _SEPARATORS.sub("", unicodedata.normalize("NFKC", typed or ""))
+    return digits if _SEVEN_DIGITS.fullmatch(digits) else None
 
 
 TOKEN_BYTES = 32

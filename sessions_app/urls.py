@@ -10,6 +10,7 @@ urlpatterns = [
          name="session-panel"),
     path("<str:reference>/key", views.issue_key, name="session-issue-key"),
     path("<str:reference>/live", views.live_viewer, name="session-live"),
+    path("<str:reference>/lift-block", views.lift_key_block, name="session-lift-block"),
     *(
         path(f"<str:reference>/{name}", views.step, {"step": name}, name=f"session-{name}")
         for name in views.STEPS

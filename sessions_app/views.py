@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -205,6 +206,26 @@ def issue_key(request, reference: str):
                       status=200 if plain else 400)
     response["Cache-Control"] = "no-store"  # the key must not linger in any cache
     return response
+
+
+@run_sessions_required
+@require_POST
+def lift_key_block(request, reference: str):
+    """The customer on the phone reads the help code from their blocked key page."""
+    session = _session_for(request, reference)
+    try:
+        actions.lift_key_block(session=session, by_user=request.user,
+                               help_code=request.POST.get("help_code", "")[:40], ip=_ip(request))
+    except actions.NotYourSession as refusal:
+        _refuse_not_yours(request, session, refusal)
+    except actions.SessionRuleError as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, _(
+            "The block is lifted for this session for %(minutes)d minutes: the customer's "
+            "browser may now enter this session's key. Ask them to enter it again."
+        ) % {"minutes": settings.KEY_BLOCK_LIFT // 60})
+    return redirect("session-page", reference=session.reference)
 
 
 # The staff member's one-button steps: the action each calls, and what the page says after it.

@@ -1,9 +1,12 @@
 """Too many failed passwords or codes block sign-in, per user name and per address."""
 
+import threading
 import time
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test import Client
 
 from audit.event_types import EventType
 from tests.personas import PASSWORD, events, totp_code, totp_device
@@ -59,6 +62,42 @@ def test_it_writes_one_event_per_refused_attempt(client, alice):
     for _ in range(2):
         enter_password(client, "alice")
     assert len(events(EventType.SIGNIN_THROTTLED)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_wrong_passwords_check_at_most_the_limit(alice):
+    attempts = 40
+    start = threading.Barrier(attempts)
+    answers: list[str] = []
+
+    def attempt() -> None:
+        try:
+            browser = Client()
+            browser.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+            start.wait()
+            answers.append(enter_password(browser, "alice", "not-the-password").content.decode())
+        except Exception as error:  # pragma: no cover - shown in the assertion
+            answers.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    wrong = [a for a in answers if "Wrong user name or password." in a]
+    throttled = [a for a in answers if THROTTLED_EN in a]
+    assert (len(wrong), len(throttled)) == (3, attempts - 3)
+    # Only the attempts counted within the limit had their password checked.
+    assert len(events(EventType.PASSWORD_FAILED)) == 3
+    assert len(events(EventType.SIGNIN_THROTTLED)) == attempts - 3
+
+
+def test_right_passwords_do_not_use_up_the_address(alice, small_limits):
+    for _ in range(small_limits.SIGNIN_FAILURES_PER_IP + 2):
+        assert enter_password(Client(), "alice")["Location"] == CODE
 
 
 def test_it_blocks_only_the_user_name_that_failed(client, alice, bob):
