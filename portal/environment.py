@@ -122,7 +122,10 @@ def database_from_url(name: str, url: str) -> dict:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(port or ""),
-        "CONN_MAX_AGE": 60,
+        # Never persistent: under ASGI every request runs in a thread of its own, and a
+        # connection kept per thread is never released (docs/deployment.md). The pool in
+        # portal/settings.py bounds the connections instead.
+        "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": options,
     }

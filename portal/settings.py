@@ -116,8 +116,18 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL")
+# PostgreSQL connections one process holds at most (psycopg's pool); a request that finds them
+# all busy waits up to the timeout, then fails alone. 0: no pool, a connection per request.
+DB_POOL_MAX_SIZE = env_int("PORTAL_DB_POOL_MAX_SIZE", 10, minimum=0, maximum=500)
+DB_POOL_TIMEOUT = env_int("PORTAL_DB_POOL_TIMEOUT_SECONDS", 20, minimum=1, maximum=300)
 if DATABASE_URL:
     DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
+    if DB_POOL_MAX_SIZE:
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": min(2, DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+        }
 else:
     DATABASES = {
         "default": {
