@@ -80,6 +80,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.client_ip.ForwardedProtoMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -365,7 +366,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if TRUSTED_PROXIES:
-    # Behind a trusted TLS-terminating proxy, believe its X-Forwarded-Proto.
+    # Behind a trusted TLS-terminating proxy, believe its X-Forwarded-Proto (and only its:
+    # portal.client_ip.ForwardedProtoMiddleware drops the header from any other peer).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
