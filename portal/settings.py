@@ -305,6 +305,11 @@ CUSTOMER_REQUESTS_PER_MINUTE = env_int("PORTAL_CUSTOMER_REQUESTS_PER_MINUTE", 12
 
 # X-Forwarded-For is believed only from these proxy addresses (comma-separated IPs or CIDRs).
 TRUSTED_PROXIES = env_networks("PORTAL_TRUSTED_PROXIES")
+# /healthz shows its details only to loopback addresses and to requests with this bearer token;
+# everyone else gets the status code and {"status": "ok"|"fail"}.
+HEALTHZ_TOKEN = env_str("PORTAL_HEALTHZ_TOKEN")
+if HEALTHZ_TOKEN is not None and len(HEALTHZ_TOKEN) < 20:
+    raise fail("PORTAL_HEALTHZ_TOKEN", "must be at least 20 random characters")
 
 # After each verification the chain's head is appended here (ship it to write-once storage).
 AUDIT_ANCHOR_FILE = env_str("PORTAL_AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit-anchors.log"))
