@@ -1,6 +1,6 @@
 """Guards for a production deployment: system checks, and what daphne checks when it starts.
 
-``manage.py check --deploy`` reports them; daphne (``portal/asgi.py``) runs every system check
+``manage.py check --deploy`` reports them; daphne (``portal/asgi.py``) runs the checks tagged ``START``
 with the database when it starts, logs the warnings and refuses to start on an error (e.g. the
 published terms and ``PORTAL_RECORDING_RETENTION`` disagreeing, see ``consent/checks.py``).
 """
@@ -14,6 +14,9 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 logger = logging.getLogger("portal.security")
+
+# The tag of the checks daphne runs when it starts (register them with it, e.g. consent/checks.py).
+START = "portal_start"
 
 NO_TRUSTED_PROXIES = (
     "PORTAL_TRUSTED_PROXIES is not set with debug off: behind a reverse proxy every customer "
@@ -38,7 +41,7 @@ def check_at_start() -> None:
     """Run every system check with the database; log warnings, refuse to start on errors."""
     if not settings.DEBUG and not settings.TRUSTED_PROXIES:
         logger.warning(NO_TRUSTED_PROXIES)
-    messages = checks.run_checks(databases=["default"])
+    messages = checks.run_checks(tags=[START], databases=["default"])
     errors = [m for m in messages if m.is_serious() and not m.is_silenced()]
     for message in messages:
         if not message.is_serious() and not message.is_silenced() and message.id != "portal.W001":

@@ -15,7 +15,7 @@ def test_check_deploy_warns_without_trusted_proxies(tmp_path):
     assert "PORTAL_TRUSTED_PROXIES" in result.stdout + result.stderr
 
 
-def test_daphne_s_application_warns_at_start_without_trusted_proxies(db):
+def test_daphne_s_application_warns_at_start_without_trusted_proxies(transactional_db):
     env = child_env(PORTAL_DEBUG="0")
     env.pop("PORTAL_TRUSTED_PROXIES", None)
     result = subprocess.run([sys.executable, "-c", "import portal.asgi"], cwd=ROOT, env=env,
@@ -25,7 +25,7 @@ def test_daphne_s_application_warns_at_start_without_trusted_proxies(db):
     assert "PORTAL_TRUSTED_PROXIES is not set" in result.stderr
 
 
-def test_with_trusted_proxies_daphne_starts_without_the_warning(db):
+def test_with_trusted_proxies_daphne_starts_without_the_warning(transactional_db):
     env = child_env(PORTAL_DEBUG="0", PORTAL_TRUSTED_PROXIES="10.0.0.0/24")
     result = subprocess.run([sys.executable, "-c", "import portal.asgi"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
