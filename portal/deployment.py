@@ -1,8 +1,8 @@
 """Guards for a production deployment: system checks, and what daphne checks when it starts.
 
-``manage.py check --deploy`` reports them; daphne (``portal/asgi.py``) runs the checks tagged ``START``
-with the database when it starts, logs the warnings and refuses to start on an error (e.g. the
-published terms and ``PORTAL_RECORDING_RETENTION`` disagreeing, see ``consent/checks.py``).
+``manage.py check --deploy`` reports them; daphne (``portal/asgi.py``) runs ``start_checks``
+with the database when it starts, logs the warnings and refuses to start on an error (e.g.
+the published terms and ``PORTAL_RECORDING_RETENTION`` disagreeing, see ``consent/checks.py``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 logger = logging.getLogger("portal.security")
 
-# The tag of the checks daphne runs when it starts (register them with it, e.g. consent/checks.py).
-START = "portal_start"
+# The checks daphne runs when it starts, with the database (e.g. consent/checks.py). A registry
+# of their own, so that `migrate` does not run them: it must work while they fail.
+start_checks = checks.registry.CheckRegistry()
 
 NO_TRUSTED_PROXIES = (
     "PORTAL_TRUSTED_PROXIES is not set with debug off: behind a reverse proxy every customer "
@@ -41,7 +42,7 @@ def check_at_start() -> None:
     """Run every system check with the database; log warnings, refuse to start on errors."""
     if not settings.DEBUG and not settings.TRUSTED_PROXIES:
         logger.warning(NO_TRUSTED_PROXIES)
-    messages = checks.run_checks(tags=[START], databases=["default"])
+    messages = start_checks.run_checks(databases=["default"])
     errors = [m for m in messages if m.is_serious() and not m.is_silenced()]
     for message in messages:
         if not message.is_serious() and not message.is_silenced() and message.id != "portal.W001":

@@ -288,8 +288,11 @@ def _recording_key(name: str, purpose: str) -> bytes:
 RECORDING_SIGNING_KEY = _recording_key("PORTAL_RECORDING_SIGNING_KEY", "signing")
 RECORDING_MASTER_KEY = _recording_key("PORTAL_RECORDING_MASTER_KEY", "master")
 # How long an archived recording is kept, per recording class; every recording gets the default
-# class unless the session names another.
-RECORDING_RETENTION = env_retention("PORTAL_RECORDING_RETENTION", "standard=10y")
+# class unless the session names another. The default class's period is what published terms
+# promise customers (terms version 1: 24 months); a recording of that class is kept as long as
+# the terms version its customer accepted says, and daphne refuses to start while the current
+# terms and this setting disagree (consent/checks.py).
+RECORDING_RETENTION = env_retention("PORTAL_RECORDING_RETENTION", "standard=24m")
 RECORDING_DEFAULT_CLASS = env_str("PORTAL_RECORDING_DEFAULT_CLASS", "standard")
 if RECORDING_DEFAULT_CLASS not in RECORDING_RETENTION:
     raise fail("PORTAL_RECORDING_DEFAULT_CLASS",
