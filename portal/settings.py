@@ -8,6 +8,7 @@ runs on PostgreSQL and Redis. See ``docs/configuration.md`` for every variable.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from pathlib import Path
 
@@ -30,7 +31,10 @@ from portal.environment import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Working data (the embedded database with TOTP keys, recordings in progress, generated keys):
+# the portal's user alone, whatever the umask.
+VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+VAR_DIR.chmod(0o700)
 
 # Debug is for a developer's own machine only: the run command switches it on and binds
 # daphne to 127.0.0.1.
@@ -130,10 +134,15 @@ if DATABASE_URL:
             "timeout": DB_POOL_TIMEOUT,
         }
 else:
+    SQLITE_PATH = Path(env_str("PORTAL_SQLITE_PATH", str(VAR_DIR / "portal.sqlite3")))
+    # Created here with mode 0600 (SQLite would take the umask's); its journals copy the mode.
+    if str(SQLITE_PATH) != ":memory:":
+        os.close(os.open(SQLITE_PATH, os.O_RDWR | os.O_CREAT, 0o600))
+        SQLITE_PATH.chmod(0o600)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env_str("PORTAL_SQLITE_PATH", str(VAR_DIR / "portal.sqlite3")),
+            "NAME": str(SQLITE_PATH),
             # IMMEDIATE takes the write lock at BEGIN, so audit appends are serialized.
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
             # A file, not memory, so that test worker processes share the test database.
