@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -12,11 +13,13 @@ from django.utils.translation import gettext as _
 from audit.event_types import EventType
 from audit.events import Actor, record
 from consent.models import (
+    RETENTION_PLACEHOLDER,
     ConsentAcceptance,
     ConsentEvent,
     ConsentEventKind,
     TermsVersion,
 )
+from portal.environment import period_code
 from sessions_app import actions as session_actions
 from sessions_app import live
 from sessions_app.models import EndReason, SessionState, SupportSession
@@ -38,18 +41,40 @@ class Answers:
     full_control: bool
 
 
+def configured_retention() -> str:
+    """The retention of the default recording class, as terms state it (e.g. ``24m``)."""
+    return period_code(settings.RECORDING_RETENTION[settings.RECORDING_DEFAULT_CLASS])
+
+
 @transaction.atomic
 def publish_terms(*, terms: TermsVersion, by_user: AbstractBaseUser, ip: str | None = None) -> None:
-    """Publish a draft: from now on it is what customers accept, and it never changes."""
-    claimed = TermsVersion.objects.filter(pk=terms.pk, published_at__isnull=True).update(
-        published_at=timezone.now(), published_by=by_user
+    """Publish a draft: from now on it is what customers accept, and it never changes.
+
+    The text states the configured recording retention where it says ``{retention}``; the
+    stored text and its hash are the filled ones.
+    """
+    already = _("This version is already published.")
+    if TermsVersion.objects.filter(pk=terms.pk, published_at__isnull=False).exists():
+        raise ConsentRefused(already)
+    if RETENTION_PLACEHOLDER not in terms.text:
+        raise ConsentRefused(_(
+            "The text must state how long recordings are kept: write {retention} where the "
+            "period belongs; it is filled in from the configuration when you publish."
+        ))
+    published = terms.with_retention(configured_retention())
+    claimed = TermsVersion.objects.filter(
+        pk=terms.pk, published_at__isnull=True
+    ).update(
+        published_at=timezone.now(), published_by=by_user, text=published.text,
+        sha256=published.sha256, recording_retention=published.recording_retention,
     )
     if claimed != 1:
-        raise ConsentRefused(_("This version is already published."))
+        raise ConsentRefused(already)
     terms.refresh_from_db()
     record(
         event_type=EventType.TERMS_PUBLISHED, actor=Actor.staff(by_user), ip=ip,
-        details={"version": terms.version, "language": terms.language, "sha256": terms.sha256},
+        details={"version": terms.version, "language": terms.language, "sha256": terms.sha256,
+                 "recording_retention": terms.recording_retention},
     )
 
 

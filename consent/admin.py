@@ -76,7 +76,9 @@ class TermsVersionAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": _("Preview of %(v)s") % {"v": terms},
-            "terms": terms,
+            # A draft is shown as it will be published: with the configured retention.
+            "terms": terms if terms.is_published else terms.with_retention(
+                actions.configured_retention()),
             "may_publish": may_publish and not terms.is_published,
             "opts": self.model._meta,
         }

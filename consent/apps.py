@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class ConsentConfig(AppConfig):
     name = "consent"
     verbose_name = _("Consent")
+
+    def ready(self):
+        from consent import checks  # noqa: F401 - registers the retention check

@@ -10,8 +10,11 @@ import hashlib
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from portal.environment import parse_period_code
 from sessions_app.models import SupportSession
 
 
@@ -22,6 +25,21 @@ class ConsentImmutableError(Exception):
 def text_sha256(text: str) -> str:
     """The SHA-256 of a terms text as stored (UTF-8), in hex: what receipts and events cite."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# Where a draft's text states how long recordings are kept; filled in when it is published.
+RETENTION_PLACEHOLDER = "{retention}"
+
+
+def describe_period(code: str, language: str) -> str:
+    """A retention period such as ``24m`` in words of ``language``: "24 Monate", "24 months"."""
+    amount, unit = parse_period_code(code)
+    with translation.override(language):
+        if unit == "years":
+            return ngettext("%(n)d year", "%(n)d years", amount) % {"n": amount}
+        if unit == "months":
+            return ngettext("%(n)d month", "%(n)d months", amount) % {"n": amount}
+        return ngettext("%(n)d day", "%(n)d days", amount) % {"n": amount}
 
 
 class TermsVersionQuerySet(models.QuerySet):
@@ -51,6 +69,11 @@ class TermsVersion(models.Model):
         settings.AUTH_USER_MODEL, verbose_name=_("published by"), null=True, blank=True,
         on_delete=models.PROTECT, related_name="+", editable=False,
     )
+    # What the text promises about recordings, e.g. "24m": set from PORTAL_RECORDING_RETENTION
+    # when the version is published; the recording of a customer who accepted it follows it.
+    recording_retention = models.CharField(
+        _("recording retention"), max_length=8, blank=True, editable=False,
+    )
 
     objects = TermsVersionQuerySet.as_manager()
 
@@ -78,6 +101,14 @@ class TermsVersion(models.Model):
         if self.pk and TermsVersion.objects.filter(pk=self.pk, published_at__isnull=False).exists():
             raise ConsentImmutableError("a published terms version cannot be deleted")
         return super().delete(*args, **kwargs)
+
+    def with_retention(self, code: str) -> TermsVersion:
+        """An unsaved copy whose text states ``code`` (e.g. ``24m``) where it says
+        ``{retention}``: what publishing stores."""
+        text = self.text.replace(RETENTION_PLACEHOLDER, describe_period(code, self.language))
+        copy = TermsVersion(version=self.version, language=self.language, text=text,
+                            sha256=text_sha256(text), recording_retention=code)
+        return copy
 
     @property
     def is_published(self) -> bool:

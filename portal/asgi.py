@@ -11,7 +11,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402 - needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from portal.deployment import check_at_start  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
+
+check_at_start()
 
 application = ProtocolTypeRouter(
     {

@@ -1,8 +1,10 @@
-"""The one place that decides a client's IP address.
+"""The one place that decides a client's IP address, and whether its request came over HTTPS.
 
 ``X-Forwarded-For`` is believed only when the direct peer is one of ``TRUSTED_PROXIES``; then the
 right-most address that is not itself a trusted proxy is the client. From anyone else the header
 is ignored and reported, so that a forged header can be noted in security events.
+``X-Forwarded-Proto`` likewise: ``ForwardedProtoMiddleware`` drops it from any other peer
+before Django's ``SECURE_PROXY_SSL_HEADER`` reads it.
 """
 
 from __future__ import annotations
@@ -66,3 +68,30 @@ def for_scope(scope) -> ClientAddress:
         if name == b"x-forwarded-for":
             forwarded = value.decode("latin-1")
     return resolve(client[0], forwarded)
+
+
+def peer_is_trusted_proxy(peer: str | None) -> bool:
+    """Whether the direct peer is one of ``TRUSTED_PROXIES``."""
+    peer_ip = _parse(peer) if peer else None
+    return peer_ip is not None and _is_trusted(peer_ip)
+
+
+class ForwardedProtoMiddleware:
+    """Drop ``X-Forwarded-Proto`` unless the direct peer is a trusted proxy.
+
+    Django believes SECURE_PROXY_SSL_HEADER from any peer; a client that reaches daphne around
+    the proxy could otherwise pass as HTTPS (secure redirect skipped, CSRF's referer check).
+    First in MIDDLEWARE, so that nothing reads the header before.
+    """
+
+    HEADER = "HTTP_X_FORWARDED_PROTO"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if self.HEADER in request.META and not peer_is_trusted_proxy(
+            request.META.get("REMOTE_ADDR")
+        ):
+            del request.META[self.HEADER]
+        return self.get_response(request)

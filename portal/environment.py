@@ -84,6 +84,19 @@ def env_retention(name: str, default: str) -> dict[str, tuple[int, str]]:
     return periods
 
 
+def period_code(period: tuple[int, str]) -> str:
+    """A retention period as written in PORTAL_RECORDING_RETENTION, e.g. ``(24, "months")``
+    as ``24m``."""
+    amount, unit = period
+    letter = {word: letter for letter, word in RETENTION_UNITS.items()}[unit]
+    return f"{amount}{letter}"
+
+
+def parse_period_code(code: str) -> tuple[int, str]:
+    """``24m`` as ``(24, "months")``; the inverse of ``period_code``."""
+    return int(code[:-1]), RETENTION_UNITS[code[-1]]
+
+
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     value = env_str(name)
     if value is None:
@@ -122,7 +135,10 @@ def database_from_url(name: str, url: str) -> dict:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(port or ""),
-        "CONN_MAX_AGE": 60,
+        # Never persistent: under ASGI every request runs in a thread of its own, and a
+        # connection kept per thread is never released (docs/deployment.md). The pool in
+        # portal/settings.py bounds the connections instead.
+        "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": options,
     }

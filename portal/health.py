@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -13,6 +15,7 @@ from django.utils import timezone
 
 from audit.chain import last_verification
 from audit.event_types import EventType
+from portal import client_ip
 from portal.celery import app as celery_app
 
 CHECK_TIMEOUT = 3.0
@@ -77,3 +80,15 @@ def run_checks() -> dict[str, dict]:
         except Exception as error:  # noqa: BLE001 - a failing dependency is the answer
             results[name] = {"ok": False, "error": type(error).__name__}
     return results
+
+
+def may_see_details(request) -> bool:
+    """Details for loopback clients and for the bearer of PORTAL_HEALTHZ_TOKEN only."""
+    token = settings.HEALTHZ_TOKEN
+    if token:
+        scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode()):
+            return True
+    ip = client_ip.for_request(request).ip
+    return ip is not None and ipaddress.ip_address(ip).is_loopback

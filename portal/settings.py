@@ -8,6 +8,7 @@ runs on PostgreSQL and Redis. See ``docs/configuration.md`` for every variable.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from pathlib import Path
 
@@ -30,7 +31,10 @@ from portal.environment import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Working data (the embedded database with TOTP keys, recordings in progress, generated keys):
+# the portal's user alone, whatever the umask.
+VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+VAR_DIR.chmod(0o700)
 
 # Debug is for a developer's own machine only: the run command switches it on and binds
 # daphne to 127.0.0.1.
@@ -80,6 +84,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.client_ip.ForwardedProtoMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -116,13 +121,28 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL")
+# PostgreSQL connections one process holds at most (psycopg's pool); a request that finds them
+# all busy waits up to the timeout, then fails alone. 0: no pool, a connection per request.
+DB_POOL_MAX_SIZE = env_int("PORTAL_DB_POOL_MAX_SIZE", 10, minimum=0, maximum=500)
+DB_POOL_TIMEOUT = env_int("PORTAL_DB_POOL_TIMEOUT_SECONDS", 20, minimum=1, maximum=300)
 if DATABASE_URL:
     DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
+    if DB_POOL_MAX_SIZE:
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": min(2, DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+        }
 else:
+    SQLITE_PATH = Path(env_str("PORTAL_SQLITE_PATH", str(VAR_DIR / "portal.sqlite3")))
+    # Created here with mode 0600 (SQLite would take the umask's); its journals copy the mode.
+    if str(SQLITE_PATH) != ":memory:":
+        os.close(os.open(SQLITE_PATH, os.O_RDWR | os.O_CREAT, 0o600))
+        SQLITE_PATH.chmod(0o600)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env_str("PORTAL_SQLITE_PATH", str(VAR_DIR / "portal.sqlite3")),
+            "NAME": str(SQLITE_PATH),
             # IMMEDIATE takes the write lock at BEGIN, so audit appends are serialized.
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
             # A file, not memory, so that test worker processes share the test database.
@@ -305,8 +325,11 @@ def _recording_key(name: str, purpose: str) -> bytes:
 RECORDING_SIGNING_KEY = _recording_key("PORTAL_RECORDING_SIGNING_KEY", "signing")
 RECORDING_MASTER_KEY = _recording_key("PORTAL_RECORDING_MASTER_KEY", "master")
 # How long an archived recording is kept, per recording class; every recording gets the default
-# class unless the session names another.
-RECORDING_RETENTION = env_retention("PORTAL_RECORDING_RETENTION", "standard=10y")
+# class unless the session names another. The default class's period is what published terms
+# promise customers (terms version 1: 24 months); a recording of that class is kept as long as
+# the terms version its customer accepted says, and daphne refuses to start while the current
+# terms and this setting disagree (consent/checks.py).
+RECORDING_RETENTION = env_retention("PORTAL_RECORDING_RETENTION", "standard=24m")
 RECORDING_DEFAULT_CLASS = env_str("PORTAL_RECORDING_DEFAULT_CLASS", "standard")
 if RECORDING_DEFAULT_CLASS not in RECORDING_RETENTION:
     raise fail("PORTAL_RECORDING_DEFAULT_CLASS",
@@ -322,6 +345,11 @@ CUSTOMER_REQUESTS_PER_MINUTE = env_int("PORTAL_CUSTOMER_REQUESTS_PER_MINUTE", 12
 
 # X-Forwarded-For is believed only from these proxy addresses (comma-separated IPs or CIDRs).
 TRUSTED_PROXIES = env_networks("PORTAL_TRUSTED_PROXIES")
+# /healthz shows its details only to loopback addresses and to requests with this bearer token;
+# everyone else gets the status code and {"status": "ok"|"fail"}.
+HEALTHZ_TOKEN = env_str("PORTAL_HEALTHZ_TOKEN")
+if HEALTHZ_TOKEN is not None and len(HEALTHZ_TOKEN) < 20:
+    raise fail("PORTAL_HEALTHZ_TOKEN", "must be at least 20 random characters")
 
 # After each verification the chain's head is appended here (ship it to write-once storage).
 AUDIT_ANCHOR_FILE = env_str("PORTAL_AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit-anchors.log"))
@@ -383,7 +411,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if TRUSTED_PROXIES:
-    # Behind a trusted TLS-terminating proxy, believe its X-Forwarded-Proto.
+    # Behind a trusted TLS-terminating proxy, believe its X-Forwarded-Proto (and only its:
+    # portal.client_ip.ForwardedProtoMiddleware drops the header from any other peer).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_GET
 
 from audit.event_types import EventType
 from audit.events import record_for_request
-from portal.health import run_checks
+from portal.health import may_see_details, run_checks
 from portal.roles import role_of
 from portal.staff_access import staff_required
 
@@ -16,9 +16,10 @@ from portal.staff_access import staff_required
 def healthz(request):
     checks = run_checks()
     healthy = all(result["ok"] for result in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "fail", "checks": checks}, status=200 if healthy else 503
-    )
+    body = {"status": "ok" if healthy else "fail"}
+    if may_see_details(request):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if healthy else 503)
 
 
 @staff_required

@@ -37,7 +37,7 @@ def start_recording(*, session: SupportSession, directory: str) -> Recording:
     recording = Recording.objects.create(
         session=session, directory=directory, started_at=started,
         recording_class=recording_class,
-        retention_until=retention_until(started, recording_class),
+        retention_until=retention_until(started, recording_class, session),
     )
     session.audit(EventType.RECORDING_STARTED, by=Actor.system("recording"),
                   directory=directory, recording=recording.pk, recording_class=recording_class,

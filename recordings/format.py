@@ -296,7 +296,7 @@ class RecordingWriter:
         self._ended = False
         self._failed = False
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            private_directory(self.directory)
             if any(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
                 raise FileExistsError(f"{self.directory} already holds a recording")
         except OSError as exc:
@@ -439,7 +439,7 @@ class RecordingWriter:
         repeat = opening != RECORD_KEYFRAME and self._last_keyframe is not None
         header_flags = SEGMENT_FLAG_KEYFRAME if (opening == RECORD_KEYFRAME or repeat) else 0
         path = self.directory / segment_name(self._number)
-        self._file = open(path, "xb", buffering=0)  # kept open across records
+        self._file = private_file(path, buffering=0)  # kept open across records
         # So that the new file's name survives a power loss too; on the fsync thread, before
         # any later fsync of the file's data.
         self._backstage.fsync_directory(self.directory)
@@ -500,6 +500,38 @@ class RecordingWriter:
                 rest = rest[written:]
         self._backstage.hash(parts)  # bytes are immutable: hashed later, in order, elsewhere
         self._size += total
+
+
+# Working copies hold the customer's screen in clear: the portal's user alone may read them,
+# whatever the process's umask (modes are set explicitly, not requested from the umask).
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIRECTORY_MODE = 0o700
+
+
+def private_directory(directory: Path) -> None:
+    """Create ``directory`` and its missing parents with mode 0700; the leaf is 0700 anyway."""
+    missing = [p for p in (directory, *directory.parents) if not p.exists()]
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=PRIVATE_DIRECTORY_MODE)
+        except FileExistsError:
+            pass
+        else:
+            os.chmod(path, PRIVATE_DIRECTORY_MODE)
+    os.chmod(directory, PRIVATE_DIRECTORY_MODE)
+
+
+def private_file(path: Path, *, replace: bool = False, buffering: int = -1):
+    """A new file opened for binary writing, mode 0600 (``replace``: truncate an existing one
+    instead of refusing it)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+        return os.fdopen(fd, "wb", buffering=buffering)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -808,7 +840,7 @@ def write_manifest(directory: str | os.PathLike) -> dict:
     directory = Path(directory)
     manifest = build_manifest(directory)
     temporary = directory / f".{MANIFEST_NAME}.tmp"
-    with open(temporary, "wb") as file:
+    with private_file(temporary, replace=True) as file:
         file.write(manifest_bytes(manifest))
         file.flush()
         os.fsync(file.fileno())

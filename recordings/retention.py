@@ -1,4 +1,9 @@
-"""How long recordings are kept: a period per recording class, from the settings."""
+"""How long recordings are kept: what the customer's accepted terms say, else the settings.
+
+A recording of the default class is kept as long as the terms version its customer accepted
+promises (``TermsVersion.recording_retention``, set when the version was published); other
+classes, and a session without consent, follow PORTAL_RECORDING_RETENTION.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import calendar
 from datetime import datetime, timedelta
 
 from django.conf import settings
+
+from portal.environment import parse_period_code
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -16,9 +23,20 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def retention_until(start: datetime, recording_class: str) -> datetime:
-    """When a recording of this class, started at ``start``, may be purged."""
-    amount, unit = settings.RECORDING_RETENTION[recording_class]
+def period_for(recording_class: str, session=None) -> tuple[int, str]:
+    """The retention of a recording of this class in ``session``, e.g. ``(24, "months")``."""
+    if session is not None and recording_class == settings.RECORDING_DEFAULT_CLASS:
+        # The session's consent through its reverse relation: recordings never import consent.
+        consent = getattr(session, "consent", None)
+        promised = consent.terms.recording_retention if consent is not None else ""
+        if promised:
+            return parse_period_code(promised)
+    return settings.RECORDING_RETENTION[recording_class]
+
+
+def retention_until(start: datetime, recording_class: str, session=None) -> datetime:
+    """When a recording of this class, started at ``start`` in ``session``, may be purged."""
+    amount, unit = period_for(recording_class, session)
     if unit == "days":
         return start + timedelta(days=amount)
     return add_months(start, amount * 12 if unit == "years" else amount)

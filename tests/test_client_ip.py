@@ -63,3 +63,25 @@ def test_a_forged_header_is_kept_in_the_security_event(db):
     event = AuditEvent.objects.get()
     assert event.client_ip == "203.0.113.7"
     assert event.details["ignored_x_forwarded_for"] == "127.0.0.1"
+
+
+@pytest.fixture
+def behind_tls_proxy(settings):
+    """Production's TLS settings, with the trusted proxy's X-Forwarded-Proto."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+
+
+def test_the_trusted_proxy_s_forwarded_proto_makes_the_request_secure(client, behind_tls_proxy):
+    response = client.get("/staff/login/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_PROTO="https")
+    assert response.status_code == 200
+    assert response.wsgi_request.is_secure()
+
+
+def test_a_forwarded_proto_from_anyone_else_is_dropped(client, behind_tls_proxy):
+    response = client.get("/staff/login/", REMOTE_ADDR="203.0.113.7",
+                          HTTP_X_FORWARDED_PROTO="https")
+    # Not secure: the HTTPS redirect applies, as to any plain request.
+    assert response.status_code == 301
+    assert response["Location"].startswith("https://")
+    assert "HTTP_X_FORWARDED_PROTO" not in response.wsgi_request.META

@@ -254,7 +254,8 @@ def test_terms_replaced_while_reading_are_shown_again(customer, keyed, carol):
 
     enter(customer, keyed[1])
     read = current_terms("en")
-    newer = TermsVersion.objects.create(version=2, language="en", text="Terms v2\n\nNew text.")
+    newer = TermsVersion.objects.create(version=2, language="en",
+                                        text="Terms v2\n\nNew text. Kept {retention}.")
     publish_terms(terms=newer, by_user=carol)
     response = customer.post(reverse("customer-terms"), {"terms_id": read.pk, **ALL_BOXES})
     assert response.status_code == 400

@@ -81,3 +81,39 @@ def test_an_unreachable_broker_makes_it_fail(client, db, unreachable_broker):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["celery_broker"]["ok"] is False
+
+
+OUTSIDER = "203.0.113.7"
+TOKEN = "healthz-token-for-the-monitoring-0123"
+
+
+def test_an_outside_address_gets_only_the_status(client, db):
+    response = client.get("/healthz", REMOTE_ADDR=OUTSIDER)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_an_outside_address_sees_a_failure_without_its_reason(client, db):
+    record(event_type=EventType.AUDIT_BROKEN, actor=Actor.system(),
+           details={"checked": 3, "broken_seq": 4, "reason": "altered"})
+    response = client.get("/healthz", REMOTE_ADDR=OUTSIDER)
+    assert response.status_code == 503
+    assert response.json() == {"status": "fail"}
+
+
+def test_the_token_shows_the_details_to_an_outside_address(client, db, settings):
+    settings.HEALTHZ_TOKEN = TOKEN
+    shown = client.get("/healthz", REMOTE_ADDR=OUTSIDER, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert set(shown.json()["checks"]) >= {"database", "channel_layer"}
+    wrong = client.get("/healthz", REMOTE_ADDR=OUTSIDER, HTTP_AUTHORIZATION="Bearer guess")
+    assert wrong.json() == {"status": "ok"}
+
+
+def test_a_forwarded_loopback_address_is_not_local(client, db, settings):
+    import ipaddress
+
+    settings.TRUSTED_PROXIES = [ipaddress.ip_network("10.0.0.0/24")]
+    # The proxy appended the real client to what the client claimed.
+    response = client.get("/healthz", REMOTE_ADDR="10.0.0.5",
+                          HTTP_X_FORWARDED_FOR=f"127.0.0.1, {OUTSIDER}")
+    assert response.json() == {"status": "ok"}

@@ -58,28 +58,32 @@ def test_an_administrator_drafts_previews_and_publishes(english, carol):
     client = english
     sign_in_verified(client, carol)
     client.post(reverse("admin:consent_termsversion_add"),
-                {"version": 2, "language": "de", "text": "Bedingungen v2\n\nNeuer Text."})
+                {"version": 2, "language": "de",
+                 "text": "Bedingungen v2\n\nNeuer Text. Aufbewahrung: {retention}."})
     draft = TermsVersion.objects.get(version=2)
     assert not draft.is_published
     assert TermsVersion.objects.current("de").version == 1
     preview = client.get(reverse("admin:consent_termsversion_publish", args=[draft.pk]))
-    assert "Neuer Text." in preview.text and draft.sha256 in preview.text
+    # Shown as it will be published: with the configured retention, and that text's hash.
+    assert "Aufbewahrung: 24 Monate." in preview.text
+    assert draft.with_retention("24m").sha256 in preview.text
     assert "Publish this version" in preview.text
     client.post(reverse("admin:consent_termsversion_publish", args=[draft.pk]))
     draft.refresh_from_db()
     assert draft.is_published and draft.published_by == carol
     assert TermsVersion.objects.current("de") == draft
     [published] = events("terms.published")
-    assert published.details == {"version": 2, "language": "de", "sha256": draft.sha256}
+    assert published.details == {"version": 2, "language": "de", "sha256": draft.sha256,
+                                 "recording_retention": "24m"}
     # Published: the change page is read-only, and a forged post changes nothing.
     client.post(reverse("admin:consent_termsversion_change", args=[draft.pk]),
                 {"version": 2, "language": "de", "text": "Heimlich geändert"})
     draft.refresh_from_db()
-    assert draft.text == "Bedingungen v2\n\nNeuer Text."
+    assert draft.text == "Bedingungen v2\n\nNeuer Text. Aufbewahrung: 24 Monate."
 
 
 def test_publishing_twice_is_refused(carol):
-    draft = TermsVersion.objects.create(version=3, language="en", text="T\n\nx")
+    draft = TermsVersion.objects.create(version=3, language="en", text="T\n\nx {retention}")
     actions.publish_terms(terms=draft, by_user=carol)
     with pytest.raises(actions.ConsentRefused):
         actions.publish_terms(terms=draft, by_user=carol)
