@@ -95,6 +95,25 @@ class EventType(models.TextChoices):
     AUDIT_VERIFIED = "audit.chain_verified", _("Audit chain verified intact")
     AUDIT_BROKEN = "audit.chain_broken", _("Audit chain verification found a break")
     DEMO_DATA_CREATED = "portal.demo_data_created", _("Demo users created")
+    ENROLMENT_STARTED = "staff.enrolment_started", _(
+        "Enrolment code for an authenticator app issued"
+    )
+    ENROLMENT_CODE_USED = "staff.enrolment_code_used", _("Enrolment code used")
+    ENROLMENT_CODE_EXPIRED = "staff.enrolment_code_expired", _("Enrolment code expired unused")
+    SECOND_FACTOR_RESET = "staff.second_factor_reset", _(
+        "Second factor reset by an administrator"
+    )
+    ROLE_CHANGE_REQUESTED = "roles.change_requested", _("Role change requested")
+    ROLE_CHANGE_APPROVED = "roles.change_approved", _("Role change approved (second person)")
+    ROLE_CHANGE_REJECTED = "roles.change_rejected", _("Role change rejected or withdrawn")
+    ROLE_CHANGE_EXPIRED = "roles.change_expired", _("Role change request expired undecided")
+    ROLE_CHANGED = "roles.changed", _("Role granted or removed")
+    KEY_ENTRY_BLOCKED_GLOBALLY = "security.key_entry_blocked_globally", _(
+        "Too many wrong keys from all addresses: key entry stopped for everyone"
+    )
+    KEY_BLOCK_LIFTED = "key.block_lifted", _(
+        "Adviser let the customer's browser past the key-entry block for this session"
+    )
 
 
 # Security-relevant events also go to the operators' log (logger "portal.security", one JSON line
@@ -119,23 +138,12 @@ SECURITY_EVENT_LEVELS: dict[str, int] = {
     EventType.RECORDING_ARCHIVE_FAILED: logging.ERROR,
     EventType.RECORDING_VERIFICATION_FAILED: logging.ERROR,
     EventType.AUDIT_BROKEN: logging.ERROR,
+    EventType.KEY_ENTRY_BLOCKED_GLOBALLY: logging.ERROR,
+    EventType.KEY_BLOCK_LIFTED: logging.WARNING,
+    EventType.SECOND_FACTOR_RESET: logging.WARNING,
+    EventType.ENROLMENT_STARTED: logging.WARNING,
+    EventType.ROLE_CHANGE_REQUESTED: logging.WARNING,
+    EventType.ROLE_CHANGE_APPROVED: logging.WARNING,
+    EventType.ROLE_CHANGE_REJECTED: logging.WARNING,
+    EventType.ROLE_CHANGED: logging.WARNING,
 }
-    ENROLMENT_STARTED = "staff.enrolment_started", _(
-        "Enrolment code for an authenticator app issued"
-    )
-    ENROLMENT_CODE_USED = "staff.enrolment_code_used", _("Enrolment code used")
-    ENROLMENT_CODE_EXPIRED = "staff.enrolment_code_expired", _("Enrolment code expired unused")
-    SECOND_FACTOR_RESET = "staff.second_factor_reset", _(
-        "Second factor reset by an administrator"
-    )
-    ROLE_CHANGE_REQUESTED = "roles.change_requested", _("Role change requested")
-    ROLE_CHANGE_APPROVED = "roles.change_approved", _("Role change approved (second person)")
-    ROLE_CHANGE_REJECTED = "roles.change_rejected", _("Role change rejected or withdrawn")
-    ROLE_CHANGE_EXPIRED = "roles.change_expired", _("Role change request expired undecided")
-    ROLE_CHANGED = "roles.changed", _("Role granted or removed")
-    KEY_ENTRY_BLOCKED_GLOBALLY = "security.key_entry_blocked_globally", _(
-        "Too many wrong keys from all addresses: key entry stopped for everyone"
-    )
-    KEY_BLOCK_LIFTED = "key.block_lifted", _(
-        "Adviser let the customer's browser past the key-entry block for this session"
-    )
