@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -75,7 +76,7 @@ def has_authenticator(user: AbstractBaseUser) -> bool:
 def lock_user(user: AbstractBaseUser) -> None:
     """One enrolment change per person at a time: a reset, a new code and a confirmation
     cannot interleave (row lock on PostgreSQL; SQLite serializes every write transaction)."""
-    type(user)._default_manager.select_for_update().filter(pk=user.pk).first()
+    get_user_model()._default_manager.select_for_update().filter(pk=user.pk).first()
 
 
 def _subject(user: AbstractBaseUser) -> dict:
