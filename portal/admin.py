@@ -153,17 +153,16 @@ class PortalUserAdmin(UserAdmin):
         subject = self._subject(request, pk)
         if request.method == "POST":
             try:
-                code = enrolment.issue_code(user=subject, by=Actor.staff(request.user),
-                                            ip=_ip(request))
+                issued = enrolment.issue_code(user=subject, by=Actor.staff(request.user),
+                                              ip=_ip(request))
             except enrolment.EnrolmentRefused as refused:
                 messages.error(request, str(refused))
                 return redirect("admin:auth_user_change", subject.pk)
-            stored = EnrolmentCode.objects.filter(user=subject).latest("issued_at")
             return self._page(
                 request, "admin/portal/enrolment_code.html", subject,
                 title=_("Enrolment code for %(user)s") % {"user": subject.get_username()},
-                code=enrolment.format_code(code),
-                expires_at=stored.expires_at,
+                code=enrolment.format_code(issued.code),
+                expires_at=issued.stored.expires_at,
                 enrol_url=request.build_absolute_uri(reverse("staff-enrol")),
             )
         return self._page(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -44,6 +45,12 @@ class CodeCheck(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class IssuedCode:
+    code: str  # shown once to the administrator, never stored
+    stored: EnrolmentCode
+
+
+@dataclass(frozen=True)
 class UsedCode:
     check: CodeCheck
     code: EnrolmentCode | None = None
@@ -66,9 +73,10 @@ def has_authenticator(user: AbstractBaseUser) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-def _lock_user(user: AbstractBaseUser) -> None:
-    # One enrolment change per person at a time: a reset and a new code cannot interleave.
-    type(user)._default_manager.select_for_update().filter(pk=user.pk).first()
+def lock_user(user: AbstractBaseUser) -> None:
+    """One enrolment change per person at a time: a reset, a new code and a confirmation
+    cannot interleave (row lock on PostgreSQL; SQLite serializes every write transaction)."""
+    get_user_model()._default_manager.select_for_update().filter(pk=user.pk).first()
 
 
 def _subject(user: AbstractBaseUser) -> dict:
@@ -98,9 +106,9 @@ def is_current(code_id: int | None, *, user: AbstractBaseUser) -> bool:
 
 
 @transaction.atomic
-def issue_code(*, user: AbstractBaseUser, by: Actor, ip: str | None = None) -> str:
+def issue_code(*, user: AbstractBaseUser, by: Actor, ip: str | None = None) -> IssuedCode:
     """A new one-time enrolment code for ``user``; earlier unused codes stop working."""
-    _lock_user(user)
+    lock_user(user)
     _refuse_own_account(user, by)
     if not user.is_active:
         raise EnrolmentRefused(_("This account is deactivated."))
@@ -129,13 +137,13 @@ def issue_code(*, user: AbstractBaseUser, by: Actor, ip: str | None = None) -> s
             "replaced_codes": replaced,
         },
     )
-    return code
+    return IssuedCode(code, stored)
 
 
 @transaction.atomic
 def reset_second_factor(*, user: AbstractBaseUser, by: Actor, ip: str | None = None) -> None:
     """Delete the person's authenticator apps and backup codes; they enrol again with a code."""
-    _lock_user(user)
+    lock_user(user)
     _refuse_own_account(user, by)
     now = timezone.now()
     authenticators, _detail = TOTPDevice.objects.filter(user=user).delete()

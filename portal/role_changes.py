@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.utils import timezone
@@ -50,7 +51,7 @@ def _details(change_request: RoleChangeRequest) -> dict:
 
 def _lock(user: AbstractBaseUser) -> None:
     # One role change per person at a time, so two requests cannot race past the checks.
-    type(user)._default_manager.select_for_update().filter(pk=user.pk).first()
+    get_user_model()._default_manager.select_for_update().filter(pk=user.pk).first()
 
 
 def _apply(change_request: RoleChangeRequest, *, by_user: AbstractBaseUser, ip: str | None) -> None:

@@ -27,6 +27,7 @@ from django_otp.util import random_hex
 from audit.event_types import EventType
 from audit.events import Actor, record_for_request
 from portal import client_ip, enrolment, throttle
+from portal.enrolment import has_authenticator
 
 TOTP_CODE = re.compile(r"[0-9]{6}")
 # StaticToken.random_token(): 5 random bytes in lower-case base32, shown as "abcd-efgh".
@@ -99,10 +100,6 @@ def is_code(code: str) -> bool:
 
 def format_backup_code(code: str) -> str:
     return f"{code[:4]}-{code[4:]}"
-
-
-def has_authenticator(user: AbstractBaseUser) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
 def backup_codes_left(user: AbstractBaseUser) -> int:
@@ -284,11 +281,6 @@ def verify_code(*, request, user: AbstractBaseUser, code: str) -> CodeCheck:
     return CodeCheck(Outcome.OK, device=device, method=method, backup_codes_left=left)
 
 
-def _lock_user(user: AbstractBaseUser) -> None:
-    # Serializes enrolment per user, so two browsers cannot both finish one.
-    get_user_model()._default_manager.select_for_update().filter(pk=user.pk).first()
-
-
 def pending_enrolment(request) -> TOTPDevice | None:
     """The authenticator this browser is setting up (not saved), once an enrolment code opened it.
 
@@ -313,7 +305,7 @@ def begin_enrolment(*, request, user: AbstractBaseUser, code: str) -> Outcome:
         request, username=username, actor=Actor.staff(user), step="enrolment-code"
     ):
         return Outcome.THROTTLED
-    _lock_user(user)
+    enrolment.lock_user(user)
     if has_authenticator(user):
         raise AlreadyEnrolled
     used = enrolment.use_code(user=user, code=code)
@@ -382,7 +374,7 @@ def confirm_enrolment(*, request, user: AbstractBaseUser, code: str) -> CodeChec
     username = user.get_username()
     if _refused_by_throttle(request, username=username, actor=Actor.staff(user), step="enrolment"):
         return CodeCheck(Outcome.THROTTLED)
-    _lock_user(user)
+    enrolment.lock_user(user)
     if has_authenticator(user):
         raise AlreadyEnrolled
     device = pending_enrolment(request)

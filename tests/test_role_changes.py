@@ -302,3 +302,42 @@ def test_the_admin_pages_speak_german(carol, erika, alice, erin_without_app):
 @pytest.fixture
 def erin_without_app(db):
     return make_staff("erin", None, with_device=False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_approvals_at_the_same_moment_apply_the_change_once(carol, erika, alice):
+    import threading
+
+    from django.db import connection
+
+    frank = make_staff("frank", ADMINISTRATOR)
+    change_request = role_changes.request_role_change(
+        user=alice, role=COMPLIANCE_OFFICER, change="grant", by_user=carol
+    )
+    go = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def approve(admin) -> None:
+        try:
+            go.wait()
+            role_changes.approve_role_change(
+                change_request=RoleChangeRequest.objects.get(pk=change_request.pk), by_user=admin
+            )
+            outcomes.append("applied")
+        except role_changes.RoleChangeRefused:
+            outcomes.append("refused")
+        except Exception as error:  # pragma: no cover - shown in the assertion
+            outcomes.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(a,)) for a in (erika, frank)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["applied", "refused"], outcomes
+    assert len(events(EventType.ROLE_CHANGED)) == 1
+    assert len(events(EventType.ROLE_CHANGE_APPROVED)) == 1
+    assert roles_of(alice) == {SUPPORT_STAFF, COMPLIANCE_OFFICER}

@@ -97,8 +97,8 @@ class Command(BaseCommand):
         for username, _role, _name, enrolled in DEMO_USERS:
             user = User.objects.get(username=username)
             if not enrolled and not enrolment.has_authenticator(user):
-                code = enrolment.issue_code(user=user, by=Actor.system("manage.py demo"))
-                codes[username] = enrolment.format_code(code)
+                issued = enrolment.issue_code(user=user, by=Actor.system("manage.py demo"))
+                codes[username] = enrolment.format_code(issued.code)
         return codes
 
     def print_credentials(self, stored: dict, created: list[str], codes: dict[str, str]) -> None:
