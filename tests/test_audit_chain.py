@@ -308,7 +308,9 @@ def test_events_committed_after_the_last_head_line_are_the_crash_window_not_tamp
     (tmp_path / "not-a-folder").write_text("")
     settings.AUDIT_HEAD_LOG = str(tmp_path / "not-a-folder" / "heads.log")  # the write fails
     (event,) = append(1)  # committed; its head line is lost as if the process died
-    assert "could not append audit head #4" in caplog.text
+    (failure,) = [r for r in caplog.records if r.name == "portal.security"]
+    assert failure.levelname == "ERROR" and "could not append audit head #4" in failure.message
+    assert failure.security_event["event"] == "audit.head_log_failed"
     settings.AUDIT_HEAD_LOG = written
     result = verify_trail()
     assert result.intact and result.head_seq == 4 and result.signed_head_seq == 3
