@@ -502,7 +502,7 @@ if AUDIT_S3_BUCKET:
             "retention_days": env_int("PORTAL_AUDIT_S3_RETENTION_DAYS", 3650, minimum=1),
         },
     }
-# Security events (SECURITY_EVENT_LEVELS in audit/event_types.py) as JSON lines on stderr.
+# Security events (SECURITY_EVENT_LEVELS in audit/security_events.py) as JSON lines on stderr.
 LOGGING["formatters"]["json"] = {"()": "audit.security_log.JsonLinesFormatter"}
 LOGGING["handlers"]["security"] = {"class": "logging.StreamHandler", "formatter": "json"}
 LOGGING["loggers"] = {
