@@ -23,7 +23,7 @@ from audit.event_types import EventType
 from audit.events import Actor, record_for_request
 from portal import throttle, two_factor
 from portal.forms import CodeForm, EnrolmentForm, PasswordForm
-from portal.staff_access import staff_required
+from portal.staff_access import close_staff_sockets, staff_required
 from portal.two_factor import Outcome
 
 # New backup codes wait here between being issued and being shown, once.
@@ -215,6 +215,7 @@ def logout(request):
             record_for_request(
                 request, event_type=EventType.SIGNED_OUT, actor=Actor.staff(request.user)
             )
+            close_staff_sockets(request.session.session_key, reason="signed out")
         auth.logout(request)
         messages.info(request, _("You have signed out."))
     return redirect("staff-login")
