@@ -276,8 +276,11 @@ def test_a_lift_lets_the_browser_past_a_global_block_too(alice, settings, lift):
         enter(english_browser(f"198.51.100.{n + 1}"), next(guesses))
     customer = english_browser("192.0.2.44")
     assert BLOCKED_FOR_EVERYONE in enter(customer, key).text
+    adviser = adviser_browser(alice)
+    page = adviser.get(reverse("session-page", args=[session.reference])).text
+    assert "Key entry is paused for everyone after many wrong keys." in page
 
-    lift(adviser_browser(alice), session, customer.session[HELP_CODE])
+    lift(adviser, session, customer.session[HELP_CODE])
     assert enter(customer, key).status_code == 302
 
 
