@@ -93,3 +93,6 @@ class EventType(models.TextChoices):
     AUDIT_VERIFIED = "audit.chain_verified", _("Audit chain verified intact")
     AUDIT_BROKEN = "audit.chain_broken", _("Audit chain verification found a break")
     DEMO_DATA_CREATED = "portal.demo_data_created", _("Demo users created")
+    RECORDINGS_DISK_LOW = "recording.disk_low", _(
+        "Free space of the recordings folder below the minimum"
+    )

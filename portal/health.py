@@ -1,4 +1,5 @@
-"""What /healthz checks: database, channel layer, Celery broker and the audit verification."""
+"""What /healthz checks: database, channel layer, Celery broker, the audit verification and the
+free space of the recordings folder."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from audit.chain import last_verification
 from audit.event_types import EventType
 from portal import client_ip
 from portal.celery import app as celery_app
+from recordings import disk_space
 
 CHECK_TIMEOUT = 3.0
 
@@ -63,11 +65,16 @@ def check_audit_verification() -> dict:
     }
 
 
+def check_recordings_free_space() -> dict:
+    return disk_space.watch().as_dict()
+
+
 CHECKS = {
     "database": check_database,
     "channel_layer": check_channel_layer,
     "celery_broker": check_celery_broker,
     "audit_verification": check_audit_verification,
+    "recordings_free_space": check_recordings_free_space,
 }
 
 

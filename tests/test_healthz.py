@@ -19,7 +19,7 @@ def test_it_reports_every_component_healthy(client, db):
     body = response.json()
     assert body["status"] == "ok"
     assert set(body["checks"]) == {"database", "channel_layer", "celery_broker",
-                                   "audit_verification"}
+                                   "audit_verification", "recordings_free_space"}
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["audit_verification"]["state"] == "never verified yet"
 
