@@ -112,4 +112,6 @@ class EventType(models.TextChoices):
     KEY_BLOCK_LIFTED = "key.block_lifted", _(
         "Adviser let the customer's browser past the key-entry block for this session"
     )
-
+    RECORDINGS_DISK_LOW = "recording.disk_low", _(
+        "Free space of the recordings folder below the minimum"
+    )

@@ -36,4 +36,5 @@ SECURITY_EVENT_LEVELS: dict[str, int] = {
     EventType.ROLE_CHANGE_APPROVED: logging.WARNING,
     EventType.ROLE_CHANGE_REJECTED: logging.WARNING,
     EventType.ROLE_CHANGED: logging.WARNING,
+    EventType.RECORDINGS_DISK_LOW: logging.ERROR,
 }

@@ -92,6 +92,9 @@ def test_production_uses_postgresql_and_redis(tmp_path):
          "PORTAL_RECORDING_DEFAULT_CLASS"),
         ({**PRODUCTION, "PORTAL_AUDIT_SIGNING_KEY": WITHOUT}, "PORTAL_AUDIT_SIGNING_KEY"),
         ({**PRODUCTION, "PORTAL_AUDIT_SHIP_MINUTES": "90"}, "PORTAL_AUDIT_SHIP_MINUTES"),
+        ({**PRODUCTION, "PORTAL_RECORDINGS_MIN_FREE": "plenty"}, "PORTAL_RECORDINGS_MIN_FREE"),
+        ({**PRODUCTION, "PORTAL_HEALTHZ_TOKEN": "short"}, "PORTAL_HEALTHZ_TOKEN"),
+        ({**PRODUCTION, "PORTAL_DB_POOL_MAX_SIZE": "many"}, "PORTAL_DB_POOL_MAX_SIZE"),
     ],
 )
 def test_a_missing_or_malformed_value_stops_the_start_and_names_it(tmp_path, env, named):
