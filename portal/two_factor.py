@@ -310,7 +310,7 @@ def begin_enrolment(*, request, user: AbstractBaseUser, code: str) -> Outcome:
         raise AlreadyEnrolled
     used = enrolment.use_code(user=user, code=code)
     if used.check is not enrolment.CodeCheck.OK:
-        throttle.record_failure(username=username, ip=_ip(request))
+        # The attempt claimed above stays counted: a wrong code is a failure.
         record_for_request(
             request,
             event_type=EventType.OTP_FAILED,
@@ -322,6 +322,7 @@ def begin_enrolment(*, request, user: AbstractBaseUser, code: str) -> Outcome:
             },
         )
         return _ENROLMENT_CODE_OUTCOMES[used.check]
+    throttle.release_attempt(username=username, ip=_ip(request))
     record_for_request(
         request,
         event_type=EventType.ENROLMENT_CODE_USED,
@@ -415,8 +416,9 @@ def check_reauthentication(*, request, user: AbstractBaseUser, password: str) ->
     ):
         return Outcome.THROTTLED
     if user.check_password(password):
+        throttle.release_attempt(username=username, ip=_ip(request))
         return Outcome.OK
-    throttle.record_failure(username=username, ip=_ip(request))
+    # The attempt claimed above stays counted: a wrong password is a failure.
     with transaction.atomic():
         record_for_request(
             request,
