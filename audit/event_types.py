@@ -114,6 +114,22 @@ class EventType(models.TextChoices):
     KEY_BLOCK_LIFTED = "key.block_lifted", _(
         "Adviser let the customer's browser past the key-entry block for this session"
     )
+    ACCOUNT_CHANGE_REQUESTED = "staff.account_change_requested", _(
+        "New password or second factor for a privileged account requested"
+    )
+    ACCOUNT_CHANGE_APPROVED = "staff.account_change_approved", _(
+        "New password or second factor for a privileged account approved (second person)"
+    )
+    ACCOUNT_CHANGE_REJECTED = "staff.account_change_rejected", _(
+        "Request for a privileged account's password or second factor rejected or withdrawn"
+    )
+    ACCOUNT_CHANGE_EXPIRED = "staff.account_change_expired", _(
+        "Request for a privileged account's password or second factor expired undecided"
+    )
+    ACCOUNT_CHANGE_REFUSED = "staff.account_change_refused", _(
+        "Password or second factor change refused: own or privileged account"
+    )
+    PASSWORD_SET = "staff.password_set", _("Password set by an administrator")
 
 
 # Security-relevant events also go to the operators' log (logger "portal.security", one JSON line
@@ -146,4 +162,10 @@ SECURITY_EVENT_LEVELS: dict[str, int] = {
     EventType.ROLE_CHANGE_APPROVED: logging.WARNING,
     EventType.ROLE_CHANGE_REJECTED: logging.WARNING,
     EventType.ROLE_CHANGED: logging.WARNING,
+    EventType.ACCOUNT_CHANGE_REQUESTED: logging.WARNING,
+    EventType.ACCOUNT_CHANGE_APPROVED: logging.WARNING,
+    EventType.ACCOUNT_CHANGE_REJECTED: logging.WARNING,
+    EventType.ACCOUNT_CHANGE_EXPIRED: logging.WARNING,
+    EventType.ACCOUNT_CHANGE_REFUSED: logging.WARNING,
+    EventType.PASSWORD_SET: logging.WARNING,
 }
