@@ -301,11 +301,13 @@ def pending_enrolment(request) -> TOTPDevice | None:
 def begin_enrolment(*, request, user: AbstractBaseUser, code: str) -> Outcome:
     """Use an enrolment code from an administrator: a fresh secret for this browser session."""
     username = user.get_username()
+    # The user's row first, then the audit chain (inside record): one lock order everywhere,
+    # since an audit event's insert also locks the row of the user it names.
+    enrolment.lock_user(user)
     if _refused_by_throttle(
         request, username=username, actor=Actor.staff(user), step="enrolment-code"
     ):
         return Outcome.THROTTLED
-    enrolment.lock_user(user)
     if has_authenticator(user):
         raise AlreadyEnrolled
     used = enrolment.use_code(user=user, code=code)
@@ -373,9 +375,9 @@ def issue_backup_codes(*, request, user: AbstractBaseUser) -> list[str]:
 def confirm_enrolment(*, request, user: AbstractBaseUser, code: str) -> CodeCheck:
     """Confirm this browser's new authenticator with a code from it, then issue backup codes."""
     username = user.get_username()
+    enrolment.lock_user(user)  # before any audit event, as in begin_enrolment
     if _refused_by_throttle(request, username=username, actor=Actor.staff(user), step="enrolment"):
         return CodeCheck(Outcome.THROTTLED)
-    enrolment.lock_user(user)
     if has_authenticator(user):
         raise AlreadyEnrolled
     device = pending_enrolment(request)
