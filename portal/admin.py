@@ -432,6 +432,7 @@ class RoleChangeRequestAdmin(ReadOnlyAdmin):
             "change_request": change_request,
             "own_request": change_request.requested_by_id == request.user.pk,
             "about_account": change_request.kind != RequestKind.ROLE,
+            "set_up_by_requester": role_changes.set_up_by_requester(change_request),
         })
 
     def _carried_out_page(self, request, done: account_changes.CarriedOut):

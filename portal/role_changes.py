@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from audit.event_types import EventType
 from audit.events import Actor, record
+from audit.models import AuditEvent
 from portal.models import (
     RequestKind,
     RequestState,
@@ -214,6 +215,31 @@ def reject_role_change(
         ip=ip,
         details={**details(change_request),
                  "withdrawn": by_user.pk == change_request.requested_by_id},
+    )
+
+
+# The sign-in means of a person: whoever set them could hold the account.
+SIGN_IN_EVENTS = (
+    EventType.PASSWORD_SET,
+    EventType.ENROLMENT_STARTED,
+    EventType.SECOND_FACTOR_RESET,
+)
+
+
+def set_up_by_requester(change_request: RoleChangeRequest) -> list[AuditEvent]:
+    """The requester's own steps on the person's password or factor, for the approver to see.
+
+    An account without a privileged role keeps the direct steps, so an administrator could set
+    one up for themselves and then ask for a privileged role for it.
+    """
+    if change_request.kind != RequestKind.ROLE or not change_request.needs_second_administrator:
+        return []
+    return list(
+        AuditEvent.objects.filter(
+            event_type__in=SIGN_IN_EVENTS,
+            actor_id=change_request.requested_by_id,
+            details__user_id=change_request.user_id,
+        ).order_by("seq")
     )
 
 

@@ -291,3 +291,64 @@ def test_the_refusal_and_the_request_speak_german(carol, erika, bob):
     )
     page = decide(browser, erika, change_request).content.decode()
     assert "Geben Sie dieses neue Passwort der Person" in page
+
+
+def test_the_approver_of_a_grant_sees_what_the_requester_set_up_on_the_account(
+    client, carol, erika, alice
+):
+    # carol could set up a Support staff account for herself and then ask to promote it.
+    sign_in_verified(client, carol)
+    set_password(client, alice, "a-new-Password-4711")
+    change_request = role_changes.request_role_change(
+        user=alice, role=ADMINISTRATOR, change="grant", by_user=carol
+    )
+    sign_in_verified(client, erika)
+    page = client.get(f"/admin/portal/rolechangerequest/{change_request.pk}/decide/")
+    text = page.content.decode()
+    assert "carol set this person's password or second factor" in text
+    assert "Password set by an administrator" in text
+    other = role_changes.request_role_change(
+        user=make_staff("zoe", None), role=ADMINISTRATOR, change="grant", by_user=carol
+    )
+    page = client.get(f"/admin/portal/rolechangerequest/{other.pk}/decide/")
+    assert "set this person" not in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_approvals_at_the_same_moment_set_one_password(carol, erika, bob):
+    import threading
+
+    from django.db import connection
+
+    frank = make_staff("frank", ADMINISTRATOR)
+    change_request = account_changes.request_account_change(
+        user=bob, kind=RequestKind.PASSWORD, by_user=carol, note="forgot it"
+    )
+    go = threading.Barrier(2)
+    shown: list[str] = []
+
+    def approve(admin) -> None:
+        try:
+            go.wait()
+            done = account_changes.approve_account_change(
+                change_request=RoleChangeRequest.objects.get(pk=change_request.pk), by_user=admin
+            )
+            shown.append(done.secret)
+        except role_changes.RoleChangeRefused:
+            shown.append("refused")
+        except Exception as error:  # pragma: no cover - shown in the assertion
+            shown.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(a,)) for a in (erika, frank)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(shown)[-1] == "refused" and len(shown) == 2, shown
+    [password] = [s for s in shown if s != "refused"]
+    assert has_password(bob, password)
+    assert len(events(EventType.PASSWORD_SET)) == 1
+    assert len(events(EventType.ACCOUNT_CHANGE_APPROVED)) == 1
