@@ -115,3 +115,20 @@ class EventType(models.TextChoices):
     RECORDINGS_DISK_LOW = "recording.disk_low", _(
         "Free space of the recordings folder below the minimum"
     )
+    ACCOUNT_CHANGE_REQUESTED = "staff.account_change_requested", _(
+        "New password or second factor for a privileged account requested"
+    )
+    ACCOUNT_CHANGE_APPROVED = "staff.account_change_approved", _(
+        "New password or second factor for a privileged account approved (second person)"
+    )
+    ACCOUNT_CHANGE_REJECTED = "staff.account_change_rejected", _(
+        "Request for a privileged account's password or second factor rejected or withdrawn"
+    )
+    ACCOUNT_CHANGE_EXPIRED = "staff.account_change_expired", _(
+        "Request for a privileged account's password or second factor expired undecided"
+    )
+    ACCOUNT_CHANGE_REFUSED = "staff.account_change_refused", _(
+        "Password or second factor change refused: own or privileged account"
+    )
+    PASSWORD_SET = "staff.password_set", _("Password set by an administrator")
+

@@ -37,4 +37,10 @@ SECURITY_EVENT_LEVELS: dict[str, int] = {
     EventType.ROLE_CHANGE_REJECTED: logging.WARNING,
     EventType.ROLE_CHANGED: logging.WARNING,
     EventType.RECORDINGS_DISK_LOW: logging.ERROR,
+    EventType.ACCOUNT_CHANGE_REQUESTED: logging.WARNING,
+    EventType.ACCOUNT_CHANGE_APPROVED: logging.WARNING,
+    EventType.ACCOUNT_CHANGE_REJECTED: logging.WARNING,
+    EventType.ACCOUNT_CHANGE_EXPIRED: logging.WARNING,
+    EventType.ACCOUNT_CHANGE_REFUSED: logging.WARNING,
+    EventType.PASSWORD_SET: logging.WARNING,
 }

@@ -2,31 +2,43 @@
 
 Roles (groups), raw permissions and the superuser and staff flags are shown, never edited here:
 roles change through role change requests (``portal.role_changes``, four eyes for the powerful
-roles), second factors through enrolment codes and resets (``portal.enrolment``).
+roles), second factors through enrolment codes and resets (``portal.enrolment``). A privileged
+account's password and second factor change only through an approved four-eyes request
+(``portal.account_changes``); nobody sets their own here.
 """
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
 from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.events import Actor
-from portal import client_ip, enrolment, role_changes
+from portal import account_changes, client_ip, enrolment, role_changes
 from portal.admin_site import ReadOnlyAdmin
-from portal.models import EnrolmentCode, RequestState, RoleChange, RoleChangeRequest
+from portal.models import (
+    EnrolmentCode,
+    RequestKind,
+    RequestState,
+    RoleChange,
+    RoleChangeRequest,
+)
 from portal.roles import ROLE_LABELS
 
 User = get_user_model()
@@ -37,6 +49,22 @@ class RoleChangeForm(forms.Form):
     change = forms.ChoiceField(label=_("Change"), choices=RoleChange.choices)
     role = forms.ChoiceField(label=_("Role"), choices=list(ROLE_LABELS.items()))
     note = forms.CharField(label=_("Reason"), max_length=300, required=False)
+
+
+class AccountChangeForm(forms.Form):
+    kind = forms.ChoiceField(
+        label=_("Request"),
+        choices=[(kind.value, kind.label) for kind in account_changes.ACCOUNT_KINDS],
+    )
+    note = forms.CharField(label=_("Reason"), max_length=300)
+
+
+# The direct steps a privileged account's request replaces: URL name and request kind.
+DIRECT_STEPS = {
+    "password": RequestKind.PASSWORD,
+    "second-factor-reset": RequestKind.SECOND_FACTOR_RESET,
+    "enrolment": RequestKind.ENROLMENT_CODE,
+}
 
 
 def _ip(request) -> str | None:
@@ -92,11 +120,16 @@ class PortalUserAdmin(UserAdmin):
     def second_factor(self, obj):
         if obj is None or obj.pk is None:
             return "–"
+        four_eyes = account_changes.needs_request(obj)
+        request_url = reverse("admin:portal_user_account_request", args=[obj.pk])
         if enrolment.has_authenticator(obj):
             state = _("Authenticator app set up.")
             link, label = reverse("admin:portal_user_reset_factor", args=[obj.pk]), _(
                 "Reset second factor"
             )
+            if four_eyes:
+                link = f"{request_url}?kind={RequestKind.SECOND_FACTOR_RESET}"
+                label = _("Request a reset of the second factor")
         else:
             state = _("No authenticator app yet.")
             usable = EnrolmentCode.usable().filter(user=obj).order_by("-expires_at").first()
@@ -109,6 +142,9 @@ class PortalUserAdmin(UserAdmin):
             link, label = reverse("admin:portal_user_enrolment", args=[obj.pk]), _(
                 "Start enrolment"
             )
+            if four_eyes:
+                link = f"{request_url}?kind={RequestKind.ENROLMENT_CODE}"
+                label = _("Request an enrolment code")
         return format_html('{} <a class="button" href="{}">{}</a>', state, link, label)
 
     def has_change_permission(self, request, obj=None):
@@ -129,6 +165,8 @@ class PortalUserAdmin(UserAdmin):
             path("<int:pk>/reset-second-factor/", view(self.reset_factor_view),
                  name="portal_user_reset_factor"),
             path("<int:pk>/roles/", view(self.roles_view), name="portal_user_roles"),
+            path("<int:pk>/account-request/", view(self.account_request_view),
+                 name="portal_user_account_request"),
             *super().get_urls(),
         ]
 
@@ -148,9 +186,80 @@ class PortalUserAdmin(UserAdmin):
             **context,
         })
 
+    def _refuse_direct_step(self, request, subject, step: str):
+        """A redirect instead of the direct step, for one's own or a privileged account."""
+        own = account_changes.own_account_refusal(user=subject, by_user=request.user)
+        if own is None and not account_changes.needs_request(subject):
+            return None
+        if request.method == "POST":
+            account_changes.record_refusal(
+                user=subject, by_user=request.user, step=step, ip=_ip(request),
+                reason="own account" if own else "privileged account",
+            )
+        if own is not None:
+            messages.error(request, own)
+            if step == "password":
+                return redirect("admin:password_change")  # asks for the current password
+            return redirect("admin:auth_user_change", subject.pk)
+        messages.error(request, _(
+            "This person holds a privileged role: a second administrator must approve this step. "
+            "Request it here; the approving administrator receives the new password or "
+            "enrolment code."
+        ))
+        url = reverse("admin:portal_user_account_request", args=[subject.pk])
+        return redirect(f"{url}?kind={DIRECT_STEPS[step]}")
+
+    @method_decorator(sensitive_post_parameters())
+    def user_change_password(self, request, id, form_url=""):
+        """Django's password form, refused for privileged accounts and one's own; audited."""
+        subject = self.get_object(request, unquote(id))
+        if subject is None or not self.has_change_permission(request, subject):
+            return super().user_change_password(request, id, form_url)  # 404 or 403
+        refused = self._refuse_direct_step(request, subject, "password")
+        if refused is not None:
+            return refused
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                account_changes.record_password_set(user=subject, by_user=request.user,
+                                                    ip=_ip(request))
+        return response
+
+    def account_request_view(self, request, pk: int):
+        """Request a new password or second factor for a privileged account (four eyes)."""
+        subject = get_object_or_404(User, pk=pk)
+        if not (role_changes.may_manage_roles(request.user)
+                and self.has_change_permission(request, subject)):
+            raise PermissionDenied
+        if request.method == "POST":
+            form = AccountChangeForm(request.POST)
+        else:
+            form = AccountChangeForm(initial={"kind": request.GET.get("kind")})
+        if form.is_valid():
+            try:
+                account_changes.request_account_change(
+                    user=subject, by_user=request.user, ip=_ip(request), **form.cleaned_data
+                )
+            except account_changes.AccountChangeRefused as refused:
+                messages.error(request, str(refused))
+            else:
+                messages.warning(request, _(
+                    "The request is recorded. A second administrator approves it under "
+                    "four-eyes requests and receives the new password or enrolment code."
+                ))
+                return redirect("admin:auth_user_change", subject.pk)
+        return self._page(
+            request, "admin/portal/account_request.html", subject,
+            title=_("Request for the account of %(user)s") % {"user": subject.get_username()},
+            form=form,
+        )
+
     def enrolment_view(self, request, pk: int):
         """Start someone's enrolment: a one-time code, shown to the administrator this once."""
         subject = self._subject(request, pk)
+        refused = self._refuse_direct_step(request, subject, "enrolment")
+        if refused is not None:
+            return refused
         if request.method == "POST":
             try:
                 issued = enrolment.issue_code(user=subject, by=Actor.staff(request.user),
@@ -178,6 +287,9 @@ class PortalUserAdmin(UserAdmin):
         """Delete someone's authenticator and backup codes, after a lost or replaced phone."""
         subject = self._subject(request, pk, "otp_totp.delete_totpdevice",
                                 "otp_static.delete_staticdevice")
+        refused = self._refuse_direct_step(request, subject, "second-factor-reset")
+        if refused is not None:
+            return refused
         if request.method == "POST":
             try:
                 enrolment.reset_second_factor(user=subject, by=Actor.staff(request.user),
@@ -265,9 +377,9 @@ class EnrolmentCodeAdmin(ReadOnlyAdmin):
 
 @admin.register(RoleChangeRequest)
 class RoleChangeRequestAdmin(ReadOnlyAdmin):
-    list_display = ("user", "change", "role", "state", "requested_by", "requested_at",
+    list_display = ("user", "kind", "change", "role", "state", "requested_by", "requested_at",
                     "expires_at", "decided_by", "decided_at")
-    list_filter = ("state", "role", "change")
+    list_filter = ("state", "kind", "role", "change")
     fields = (*list_display, "note", "decision")
     readonly_fields = ("decision",)
 
@@ -294,16 +406,22 @@ class RoleChangeRequestAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         if request.method == "POST":
             decision = request.POST.get("decision")
-            action = {"approve": role_changes.approve_role_change,
+            about_account = change_request.kind != RequestKind.ROLE
+            approve = (account_changes.approve_account_change if about_account
+                       else role_changes.approve_role_change)
+            action = {"approve": approve,
                       "reject": role_changes.reject_role_change}.get(decision)
             if action is None:
                 messages.error(request, _("Choose approve or reject."))
             else:
                 try:
-                    action(change_request=change_request, by_user=request.user, ip=_ip(request))
+                    done = action(change_request=change_request, by_user=request.user,
+                                  ip=_ip(request))
                 except role_changes.RoleChangeRefused as refused:
                     messages.error(request, str(refused))
                 else:
+                    if about_account and decision == "approve":
+                        return self._carried_out_page(request, done)
                     messages.success(request, _("The role change is applied.")
                                      if decision == "approve" else _("The request is rejected."))
             return redirect("admin:portal_rolechangerequest_change", change_request.pk)
@@ -313,4 +431,24 @@ class RoleChangeRequestAdmin(ReadOnlyAdmin):
             "title": str(change_request),
             "change_request": change_request,
             "own_request": change_request.requested_by_id == request.user.pk,
+            "about_account": change_request.kind != RequestKind.ROLE,
+            "set_up_by_requester": role_changes.set_up_by_requester(change_request),
+        })
+
+    def _carried_out_page(self, request, done: account_changes.CarriedOut):
+        """The new password or enrolment code, shown to the approving administrator this once."""
+        subject = done.change_request.user
+        is_password = done.change_request.kind == RequestKind.PASSWORD
+        return render(request, "admin/portal/account_change_done.html", {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": (_("New password for %(user)s") if is_password
+                      else _("Enrolment code for %(user)s")) % {"user": subject.get_username()},
+            "original": subject,
+            "is_password": is_password,
+            "secret": done.secret if is_password else enrolment.format_code(done.secret),
+            "expires_at": done.expires_at,
+            "enrol_url": request.build_absolute_uri(reverse("staff-enrol")),
+            "change_url": reverse("admin:auth_user_change", args=[subject.pk]),
+            "reset": done.change_request.kind == RequestKind.SECOND_FACTOR_RESET,
         })

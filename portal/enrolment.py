@@ -2,7 +2,9 @@
 
 The administrator issues a one-time code (shown once, stored as SHA-256) and hands it to the
 person, who needs it together with their password before any secret is shown. Resetting a
-second factor also happens here. Every change is audited in its own transaction.
+second factor also happens here. Every change is audited in its own transaction. For an account
+holding a privileged role both steps need a second administrator (``portal.account_changes``):
+an administrator's direct step is refused, the approved request carries it out.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.event_types import EventType
 from audit.events import Actor, record
-from portal.models import EnrolmentCode
+from portal.models import (
+    EnrolmentCode,
+    RequestKind,
+    RequestState,
+    RoleChangeRequest,
+    is_privileged,
+)
 
 # 16 characters of lower-case base32 (80 random bits), shown in groups of four.
 CODE = re.compile(r"[a-z2-7]{16}")
@@ -35,6 +43,10 @@ CODE_MAX_LENGTH = 40
 
 class EnrolmentRefused(Exception):
     """The administrator asked for something the enrolment rules refuse; the message says why."""
+
+
+class NeedsSecondAdministrator(EnrolmentRefused):
+    """The account holds a privileged role: the step needs an approved four-eyes request."""
 
 
 class CodeCheck(enum.StrEnum):
@@ -91,6 +103,27 @@ def _refuse_own_account(user: AbstractBaseUser, by: Actor) -> None:
         )
 
 
+def _refuse_privileged(
+    user: AbstractBaseUser, by: Actor, approved_request: RoleChangeRequest | None,
+    kinds: tuple[str, ...],
+) -> None:
+    # An administrator who could set a privileged person's factor could take over their rights.
+    if by.user_id is None or not is_privileged(user):
+        return  # the server's own steps (manage.py) and accounts without a privileged role
+    if (
+        approved_request is not None
+        and approved_request.user_id == user.pk
+        and approved_request.kind in kinds
+        and approved_request.state == RequestState.APPLIED
+        and approved_request.decided_by_id == by.user_id
+    ):
+        return
+    raise NeedsSecondAdministrator(
+        _("This person holds a privileged role: a second administrator must approve this step. "
+          "Please request it.")
+    )
+
+
 def _revoke_codes(user: AbstractBaseUser, *, now) -> int:
     """Void the person's earlier codes, unused ones and those whose enrolment is under way."""
     return EnrolmentCode.objects.filter(
@@ -106,10 +139,15 @@ def is_current(code_id: int | None, *, user: AbstractBaseUser) -> bool:
 
 
 @transaction.atomic
-def issue_code(*, user: AbstractBaseUser, by: Actor, ip: str | None = None) -> IssuedCode:
+def issue_code(
+    *, user: AbstractBaseUser, by: Actor, ip: str | None = None,
+    approved_request: RoleChangeRequest | None = None,
+) -> IssuedCode:
     """A new one-time enrolment code for ``user``; earlier unused codes stop working."""
     lock_user(user)
     _refuse_own_account(user, by)
+    _refuse_privileged(user, by, approved_request,
+                       (RequestKind.ENROLMENT_CODE, RequestKind.SECOND_FACTOR_RESET))
     if not user.is_active:
         raise EnrolmentRefused(_("This account is deactivated."))
     if has_authenticator(user):
@@ -135,16 +173,21 @@ def issue_code(*, user: AbstractBaseUser, by: Actor, ip: str | None = None) -> I
             "code_id": stored.pk,
             "expires_at": stored.expires_at,
             "replaced_codes": replaced,
+            "request_id": approved_request.pk if approved_request else None,
         },
     )
     return IssuedCode(code, stored)
 
 
 @transaction.atomic
-def reset_second_factor(*, user: AbstractBaseUser, by: Actor, ip: str | None = None) -> None:
+def reset_second_factor(
+    *, user: AbstractBaseUser, by: Actor, ip: str | None = None,
+    approved_request: RoleChangeRequest | None = None,
+) -> None:
     """Delete the person's authenticator apps and backup codes; they enrol again with a code."""
     lock_user(user)
     _refuse_own_account(user, by)
+    _refuse_privileged(user, by, approved_request, (RequestKind.SECOND_FACTOR_RESET,))
     now = timezone.now()
     authenticators, _detail = TOTPDevice.objects.filter(user=user).delete()
     backup_devices = StaticDevice.objects.filter(user=user).count()
@@ -159,6 +202,7 @@ def reset_second_factor(*, user: AbstractBaseUser, by: Actor, ip: str | None = N
             "authenticators": authenticators,
             "backup_code_sets": backup_devices,
             "revoked_codes": revoked,
+            "request_id": approved_request.pk if approved_request else None,
         },
     )
 

@@ -1,4 +1,4 @@
-"""Capabilities of the portal's roles, enrolment codes, and requests to change someone's roles."""
+"""Capabilities of the portal's roles, enrolment codes, and four-eyes requests about accounts."""
 
 from __future__ import annotations
 
@@ -69,6 +69,15 @@ class RoleChange(models.TextChoices):
     REMOVE = "remove", _("remove")
 
 
+class RequestKind(models.TextChoices):
+    """What a request asks for: a role change, or a sign-in step on a privileged account."""
+
+    ROLE = "role", _("role change")
+    PASSWORD = "password", _("new password")
+    SECOND_FACTOR_RESET = "second_factor_reset", _("second factor reset and enrolment code")
+    ENROLMENT_CODE = "enrolment_code", _("enrolment code")
+
+
 class RequestState(models.TextChoices):
     PENDING = "pending", _("waiting for a second administrator")
     APPLIED = "applied", _("applied")
@@ -81,14 +90,23 @@ FOUR_EYES_ROLES = frozenset({COMPLIANCE_OFFICER, ADMINISTRATOR})
 
 
 class RoleChangeRequest(models.Model):
-    """An administrator's request to grant or remove one role of another staff member."""
+    """An administrator's request about another staff member, decided by a second one if needed.
+
+    ``kind`` says what: a role change (``role``, ``change``), or, for an account holding a
+    privileged role, a new password, a second-factor reset or an enrolment code.
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_change_requests",
         verbose_name=_("staff member"),
     )
-    role = models.CharField(_("role"), max_length=50, choices=list(ROLE_LABELS.items()))
-    change = models.CharField(_("change"), max_length=10, choices=RoleChange.choices)
+    kind = models.CharField(
+        _("kind"), max_length=20, choices=RequestKind.choices, default=RequestKind.ROLE
+    )
+    role = models.CharField(
+        _("role"), max_length=50, choices=list(ROLE_LABELS.items()), blank=True
+    )
+    change = models.CharField(_("change"), max_length=10, choices=RoleChange.choices, blank=True)
     note = models.CharField(_("reason"), max_length=300, blank=True)
     state = models.CharField(
         _("state"), max_length=10, choices=RequestState.choices, default=RequestState.PENDING
@@ -106,19 +124,29 @@ class RoleChangeRequest(models.Model):
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("role change request")
-        verbose_name_plural = _("role change requests")
+        verbose_name = _("four-eyes request")
+        verbose_name_plural = _("four-eyes requests")
         default_permissions = ("view",)
         ordering = ("-requested_at",)
 
     def __str__(self) -> str:
+        if self.kind != RequestKind.ROLE:
+            return f"{self.get_kind_display()}: {self.user}"
         return f"{self.get_change_display()} {self.get_role_display()}: {self.user}"
 
     @property
     def needs_second_administrator(self) -> bool:
-        return needs_four_eyes(role=self.role, change=self.change)
+        return self.kind != RequestKind.ROLE or needs_four_eyes(role=self.role, change=self.change)
 
 
 def needs_four_eyes(*, role: str, change: str) -> bool:
     """Granting Compliance officer or Administrator needs a second administrator's approval."""
     return change == RoleChange.GRANT and role in FOUR_EYES_ROLES
+
+
+def is_privileged(user) -> bool:
+    """Holds Compliance officer or Administrator, or is a superuser: taking over such an account
+    would give its rights, so its password and second factor change only with four eyes."""
+    return bool(
+        user.is_superuser or user.groups.filter(name__in=FOUR_EYES_ROLES).exists()
+    )

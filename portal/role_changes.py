@@ -4,6 +4,10 @@ Granting Compliance officer or Administrator takes effect once a second, differe
 administrator approves (four eyes); granting Support staff and removing a role take effect at
 once. Each request, decision and applied change is audited in the transaction of the change,
 and a request is applied at most once (claimed with a conditional UPDATE).
+
+The same request model carries the four-eyes steps on privileged accounts (new password, second
+factor, enrolment code; ``portal.account_changes``): rejecting and expiring work here for every
+kind of request.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from django.utils.translation import gettext as _
 
 from audit.event_types import EventType
 from audit.events import Actor, record
-from portal.models import RequestState, RoleChange, RoleChangeRequest, needs_four_eyes
+from audit.models import AuditEvent
+from portal.models import (
+    RequestKind,
+    RequestState,
+    RoleChange,
+    RoleChangeRequest,
+    needs_four_eyes,
+)
 from portal.roles import ROLE_LABELS
 
 MANAGE_ROLES_PERMISSIONS = ("portal.administer_portal", "auth.change_user")
@@ -34,12 +45,20 @@ def may_manage_roles(user: AbstractBaseUser) -> bool:
     return bool(user.is_active and user.has_perms(MANAGE_ROLES_PERMISSIONS))
 
 
-def _check_manager(user: AbstractBaseUser) -> None:
+def check_manager(user: AbstractBaseUser) -> None:
     if not may_manage_roles(user):
         raise RoleChangeRefused(_("Only administrators can change roles."))
 
 
-def _details(change_request: RoleChangeRequest) -> dict:
+def details(change_request: RoleChangeRequest) -> dict:
+    """What every audit event about a request names."""
+    if change_request.kind != RequestKind.ROLE:
+        return {
+            "request_id": change_request.pk,
+            "kind": change_request.kind,
+            "user": change_request.user.get_username(),
+            "user_id": change_request.user_id,
+        }
     return {
         "request_id": change_request.pk,
         "user": change_request.user.get_username(),
@@ -49,20 +68,25 @@ def _details(change_request: RoleChangeRequest) -> dict:
     }
 
 
-def _lock(user: AbstractBaseUser) -> None:
+def lock(user: AbstractBaseUser) -> None:
     # One role change per person at a time, so two requests cannot race past the checks.
     get_user_model()._default_manager.select_for_update().filter(pk=user.pk).first()
 
 
-def _apply(change_request: RoleChangeRequest, *, by_user: AbstractBaseUser, ip: str | None) -> None:
-    """Claim the pending request (once) and change the group membership."""
+def claim(change_request: RoleChangeRequest, *, by_user: AbstractBaseUser, state: str) -> None:
+    """Decide a waiting, unexpired request, at most once (one conditional UPDATE)."""
     now = timezone.now()
     claimed = RoleChangeRequest.objects.filter(
         pk=change_request.pk, state=RequestState.PENDING, expires_at__gt=now
-    ).update(state=RequestState.APPLIED, decided_by=by_user, decided_at=now)
+    ).update(state=state, decided_by=by_user, decided_at=now)
     if claimed != 1:
         raise RoleChangeRefused(_("This request was decided already or has expired."))
     change_request.refresh_from_db()
+
+
+def _apply(change_request: RoleChangeRequest, *, by_user: AbstractBaseUser, ip: str | None) -> None:
+    """Claim the pending request (once) and change the group membership."""
+    claim(change_request, by_user=by_user, state=RequestState.APPLIED)
     group = Group.objects.get(name=change_request.role)
     if change_request.change == RoleChange.GRANT:
         change_request.user.groups.add(group)
@@ -73,7 +97,7 @@ def _apply(change_request: RoleChangeRequest, *, by_user: AbstractBaseUser, ip: 
         actor=Actor.staff(by_user),
         ip=ip,
         details={
-            **_details(change_request),
+            **details(change_request),
             "requested_by": change_request.requested_by.get_username(),
             "approved_by": (
                 by_user.get_username() if change_request.needs_second_administrator else None
@@ -93,10 +117,10 @@ def request_role_change(
     note: str = "",
 ) -> RoleChangeRequest:
     """Ask to grant or remove one role of another person; applied at once unless four eyes."""
-    _check_manager(by_user)
+    check_manager(by_user)
     if role not in ROLE_LABELS or change not in RoleChange.values:
         raise RoleChangeRefused(_("Unknown role or change."))
-    _lock(user)
+    lock(user)
     if user.pk == by_user.pk:
         raise RoleChangeRefused(
             _("Nobody can change their own roles. Please ask another administrator.")
@@ -110,7 +134,8 @@ def request_role_change(
         raise RoleChangeRefused(_("This person does not hold this role."))
     now = timezone.now()
     if RoleChangeRequest.objects.filter(
-        user=user, role=role, state=RequestState.PENDING, expires_at__gt=now
+        user=user, kind=RequestKind.ROLE, role=role, state=RequestState.PENDING,
+        expires_at__gt=now,
     ).exists():
         raise RoleChangeRefused(_("A request for this role of this person is waiting already."))
     change_request = RoleChangeRequest.objects.create(
@@ -128,7 +153,7 @@ def request_role_change(
         actor=Actor.staff(by_user),
         ip=ip,
         details={
-            **_details(change_request),
+            **details(change_request),
             "note": change_request.note,
             "needs_second_administrator": four_eyes,
             "expires_at": change_request.expires_at,
@@ -140,8 +165,10 @@ def request_role_change(
 
 
 def _check_decider(change_request: RoleChangeRequest, by_user: AbstractBaseUser) -> None:
-    _check_manager(by_user)
+    check_manager(by_user)
     if by_user.pk == change_request.user_id:
+        if change_request.kind != RequestKind.ROLE:
+            raise RoleChangeRefused(_("Nobody can decide about requests for their own account."))
         raise RoleChangeRefused(_("Nobody can decide about their own roles."))
 
 
@@ -150,6 +177,8 @@ def approve_role_change(
     *, change_request: RoleChangeRequest, by_user: AbstractBaseUser, ip: str | None = None
 ) -> None:
     """The second administrator's approval: the change takes effect now."""
+    if change_request.kind != RequestKind.ROLE:
+        raise RoleChangeRefused(_("This request is not a role change."))
     _check_decider(change_request, by_user)
     if by_user.pk == change_request.requested_by_id:
         raise RoleChangeRefused(
@@ -157,13 +186,13 @@ def approve_role_change(
         )
     if change_request.user.is_superuser and not by_user.is_superuser:
         raise RoleChangeRefused(_("Only a superuser can change a superuser's roles."))
-    _lock(change_request.user)
+    lock(change_request.user)
     # Audited first; if the request turns out decided already, the whole transaction rolls back.
     record(
         event_type=EventType.ROLE_CHANGE_APPROVED,
         actor=Actor.staff(by_user),
         ip=ip,
-        details={**_details(change_request),
+        details={**details(change_request),
                  "requested_by": change_request.requested_by.get_username()},
     )
     _apply(change_request, by_user=by_user, ip=ip)
@@ -178,19 +207,39 @@ def reject_role_change(
 ) -> None:
     """Turn a waiting request down (or withdraw one's own request); nothing changes."""
     _check_decider(change_request, by_user)
-    now = timezone.now()
-    claimed = RoleChangeRequest.objects.filter(
-        pk=change_request.pk, state=RequestState.PENDING, expires_at__gt=now
-    ).update(state=RequestState.REJECTED, decided_by=by_user, decided_at=now)
-    if claimed != 1:
-        raise RoleChangeRefused(_("This request was decided already or has expired."))
-    change_request.refresh_from_db()
+    claim(change_request, by_user=by_user, state=RequestState.REJECTED)
     record(
-        event_type=EventType.ROLE_CHANGE_REJECTED,
+        event_type=(EventType.ROLE_CHANGE_REJECTED if change_request.kind == RequestKind.ROLE
+                    else EventType.ACCOUNT_CHANGE_REJECTED),
         actor=Actor.staff(by_user),
         ip=ip,
-        details={**_details(change_request),
+        details={**details(change_request),
                  "withdrawn": by_user.pk == change_request.requested_by_id},
+    )
+
+
+# The sign-in means of a person: whoever set them could hold the account.
+SIGN_IN_EVENTS = (
+    EventType.PASSWORD_SET,
+    EventType.ENROLMENT_STARTED,
+    EventType.SECOND_FACTOR_RESET,
+)
+
+
+def set_up_by_requester(change_request: RoleChangeRequest) -> list[AuditEvent]:
+    """The requester's own steps on the person's password or factor, for the approver to see.
+
+    An account without a privileged role keeps the direct steps, so an administrator could set
+    one up for themselves and then ask for a privileged role for it.
+    """
+    if change_request.kind != RequestKind.ROLE or not change_request.needs_second_administrator:
+        return []
+    return list(
+        AuditEvent.objects.filter(
+            event_type__in=SIGN_IN_EVENTS,
+            actor_id=change_request.requested_by_id,
+            details__user_id=change_request.user_id,
+        ).order_by("seq")
     )
 
 
@@ -205,9 +254,10 @@ def expire_request(request_id: int, *, now=None) -> bool:
             return False
         change_request = RoleChangeRequest.objects.select_related("user").get(pk=request_id)
         record(
-            event_type=EventType.ROLE_CHANGE_EXPIRED,
-            actor=Actor.system("role change expiry"),
-            details=_details(change_request),
+            event_type=(EventType.ROLE_CHANGE_EXPIRED if change_request.kind == RequestKind.ROLE
+                        else EventType.ACCOUNT_CHANGE_EXPIRED),
+            actor=Actor.system("four-eyes request expiry"),
+            details=details(change_request),
         )
     return True
 

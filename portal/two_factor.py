@@ -301,16 +301,18 @@ def pending_enrolment(request) -> TOTPDevice | None:
 def begin_enrolment(*, request, user: AbstractBaseUser, code: str) -> Outcome:
     """Use an enrolment code from an administrator: a fresh secret for this browser session."""
     username = user.get_username()
+    # The user's row first, then the audit chain (inside record): one lock order everywhere,
+    # since an audit event's insert also locks the row of the user it names.
+    enrolment.lock_user(user)
     if _refused_by_throttle(
         request, username=username, actor=Actor.staff(user), step="enrolment-code"
     ):
         return Outcome.THROTTLED
-    enrolment.lock_user(user)
     if has_authenticator(user):
         raise AlreadyEnrolled
     used = enrolment.use_code(user=user, code=code)
     if used.check is not enrolment.CodeCheck.OK:
-        throttle.record_failure(username=username, ip=_ip(request))
+        # The attempt claimed above stays counted: a wrong code is a failure.
         record_for_request(
             request,
             event_type=EventType.OTP_FAILED,
@@ -322,6 +324,7 @@ def begin_enrolment(*, request, user: AbstractBaseUser, code: str) -> Outcome:
             },
         )
         return _ENROLMENT_CODE_OUTCOMES[used.check]
+    throttle.release_attempt(username=username, ip=_ip(request))
     record_for_request(
         request,
         event_type=EventType.ENROLMENT_CODE_USED,
@@ -372,9 +375,9 @@ def issue_backup_codes(*, request, user: AbstractBaseUser) -> list[str]:
 def confirm_enrolment(*, request, user: AbstractBaseUser, code: str) -> CodeCheck:
     """Confirm this browser's new authenticator with a code from it, then issue backup codes."""
     username = user.get_username()
+    enrolment.lock_user(user)  # before any audit event, as in begin_enrolment
     if _refused_by_throttle(request, username=username, actor=Actor.staff(user), step="enrolment"):
         return CodeCheck(Outcome.THROTTLED)
-    enrolment.lock_user(user)
     if has_authenticator(user):
         raise AlreadyEnrolled
     device = pending_enrolment(request)
@@ -415,8 +418,9 @@ def check_reauthentication(*, request, user: AbstractBaseUser, password: str) ->
     ):
         return Outcome.THROTTLED
     if user.check_password(password):
+        throttle.release_attempt(username=username, ip=_ip(request))
         return Outcome.OK
-    throttle.record_failure(username=username, ip=_ip(request))
+    # The attempt claimed above stays counted: a wrong password is a failure.
     with transaction.atomic():
         record_for_request(
             request,
