@@ -131,4 +131,3 @@ class EventType(models.TextChoices):
         "Password or second factor change refused: own or privileged account"
     )
     PASSWORD_SET = "staff.password_set", _("Password set by an administrator")
-
