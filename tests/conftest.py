@@ -1,3 +1,4 @@
+import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -7,6 +8,10 @@ from django.conf import settings
 from django.core.cache import cache
 
 from tests.personas import PERSONAS, make_staff
+
+# portal.asgi is imported here without a database; its start checks run in real daphne processes
+# (tests/processes.py's child_env drops this marker).
+os.environ["PORTAL_IN_PROCESS_TESTS"] = "1"
 
 # Real-browser fixtures: live_portal, browser, page (see tests/browser.py).
 pytest_plugins = ["tests.browser"]

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def child_env(**extra: str) -> dict[str, str]:
     """This test run's environment, pointed at the test database, with a marker to find it."""
     env = dict(os.environ)
+    env.pop("PORTAL_IN_PROCESS_TESTS", None)
     db = connection.settings_dict
     if connection.vendor == "postgresql":
         host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
