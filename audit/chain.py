@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db import transaction
 
@@ -96,8 +97,15 @@ def verify_chain(
     return Verification(checked, checked, previous_hash, None)
 
 
-def verify_trail(*, chunk_size: int = 2000) -> Verification:
-    """Verify the chain, every anchor and every line of the signed head log."""
+def verify_trail(
+    *, chunk_size: int = 2000, head_log: Path | None = None, public_key: bytes | None = None
+) -> Verification:
+    """Verify the chain, every anchor and every line of the signed head log.
+
+    ``head_log`` is another copy to check (e.g. put together from the write-once store), and
+    ``public_key`` the raw Ed25519 key to check its signatures with, instead of the configured.
+    """
+    log_path = head_log or heads.path()
     has_events = AuditEvent.objects.exists()
 
     def outside_broken(reason: str) -> Verification:
@@ -113,9 +121,9 @@ def verify_trail(*, chunk_size: int = 2000) -> Verification:
             f"the anchor file {anchors.path()} is missing or empty, but the chain holds "
             "intact verifications, each of which wrote an anchor"
         )
-    if has_events and not (heads.path().exists() and heads.path().stat().st_size > 0):
+    if has_events and not (log_path.exists() and log_path.stat().st_size > 0):
         return outside_broken(
-            f"the head log {heads.path()} is missing or empty, but the chain holds events"
+            f"the head log {log_path} is missing or empty, but the chain holds events"
         )
     try:
         anchor_points = [
@@ -127,9 +135,9 @@ def verify_trail(*, chunk_size: int = 2000) -> Verification:
     counts = {"lines": 0, "newest": 0}
 
     def head_points():
-        if not has_events and not heads.path().exists():
+        if not has_events and not log_path.exists():
             return
-        for head in heads.read():
+        for head in heads.read(log_path, public_key=public_key):
             counts["lines"] += 1
             counts["newest"] = head.seq
             yield Checkpoint(head.seq, head.hash, "head", head.line_no)
@@ -140,7 +148,7 @@ def verify_trail(*, chunk_size: int = 2000) -> Verification:
             checkpoints=heapq.merge(anchor_points, head_points(), key=lambda c: c.seq),
         )
     except heads.HeadLogError as error:
-        return outside_broken(f"the head log {heads.path()} is broken: {error}")
+        return outside_broken(f"the head log {log_path} is broken: {error}")
     return Verification(result.checked, result.head_seq, result.head_hash, result.broken,
                         anchors=len(anchor_points), head_lines=counts["lines"],
                         signed_head_seq=counts["newest"])

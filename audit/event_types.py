@@ -1,7 +1,5 @@
 """Every kind of audit event, defined once; the admin shows the labels."""
 
-import logging
-
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -114,6 +112,9 @@ class EventType(models.TextChoices):
     KEY_BLOCK_LIFTED = "key.block_lifted", _(
         "Adviser let the customer's browser past the key-entry block for this session"
     )
+    RECORDINGS_DISK_LOW = "recording.disk_low", _(
+        "Free space of the recordings folder below the minimum"
+    )
     ACCOUNT_CHANGE_REQUESTED = "staff.account_change_requested", _(
         "New password or second factor for a privileged account requested"
     )
@@ -130,42 +131,3 @@ class EventType(models.TextChoices):
         "Password or second factor change refused: own or privileged account"
     )
     PASSWORD_SET = "staff.password_set", _("Password set by an administrator")
-
-
-# Security-relevant events also go to the operators' log (logger "portal.security", one JSON line
-# each on standard error, see docs/audit.md) at this level, once their transaction commits:
-# WARNING for refusals and throttles, ERROR for alarms and integrity failures. A new security
-# event type gets one line here.
-SECURITY_EVENT_LEVELS: dict[str, int] = {
-    EventType.PASSWORD_FAILED: logging.WARNING,
-    EventType.OTP_FAILED: logging.WARNING,
-    EventType.SIGNIN_THROTTLED: logging.WARNING,
-    EventType.ACCESS_DENIED: logging.WARNING,
-    EventType.SOCKET_REFUSED: logging.WARNING,
-    EventType.FORWARDED_FOR_IGNORED: logging.WARNING,
-    EventType.KEY_REDEMPTION_FAILED: logging.WARNING,
-    EventType.SESSION_ACCESS_DENIED: logging.WARNING,
-    EventType.KEY_REDEMPTION_THROTTLED: logging.WARNING,
-    EventType.CSRF_FAILED: logging.WARNING,
-    EventType.LIVE_REFUSED: logging.WARNING,
-    EventType.KEY_GUESSING_ALARM: logging.ERROR,
-    EventType.ADVISER_NOT_RECOGNISED: logging.ERROR,
-    EventType.RECORDING_FAILED: logging.ERROR,
-    EventType.RECORDING_ARCHIVE_FAILED: logging.ERROR,
-    EventType.RECORDING_VERIFICATION_FAILED: logging.ERROR,
-    EventType.AUDIT_BROKEN: logging.ERROR,
-    EventType.KEY_ENTRY_BLOCKED_GLOBALLY: logging.ERROR,
-    EventType.KEY_BLOCK_LIFTED: logging.WARNING,
-    EventType.SECOND_FACTOR_RESET: logging.WARNING,
-    EventType.ENROLMENT_STARTED: logging.WARNING,
-    EventType.ROLE_CHANGE_REQUESTED: logging.WARNING,
-    EventType.ROLE_CHANGE_APPROVED: logging.WARNING,
-    EventType.ROLE_CHANGE_REJECTED: logging.WARNING,
-    EventType.ROLE_CHANGED: logging.WARNING,
-    EventType.ACCOUNT_CHANGE_REQUESTED: logging.WARNING,
-    EventType.ACCOUNT_CHANGE_APPROVED: logging.WARNING,
-    EventType.ACCOUNT_CHANGE_REJECTED: logging.WARNING,
-    EventType.ACCOUNT_CHANGE_EXPIRED: logging.WARNING,
-    EventType.ACCOUNT_CHANGE_REFUSED: logging.WARNING,
-    EventType.PASSWORD_SET: logging.WARNING,
-}

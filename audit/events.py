@@ -11,8 +11,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import heads, security_log
-from audit.event_types import SECURITY_EVENT_LEVELS, ActorType
+from audit.event_types import ActorType
 from audit.models import GENESIS_HASH, AuditEvent
+from audit.security_events import SECURITY_EVENT_LEVELS
 from portal import client_ip
 
 # Any constant will do; it names the one PostgreSQL advisory lock that serializes appends.

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 
-logger = logging.getLogger("portal.audit")
+security_logger = logging.getLogger("portal.security")
 
 FIRST_PREVIOUS = "0" * 64
 # The newest line is far shorter than this; reading this much from the end always finds it.
@@ -124,9 +124,14 @@ def append_after_commit(seq: int, hash_: str) -> None:
     """The on-commit hook of every append; a failure is logged, never raised into the request."""
     try:
         append(seq, hash_)
-    except Exception:
-        # The events are committed; the next append's head line covers them again.
-        logger.exception("could not append audit head #%s to the head log %s", seq, path())
+    except Exception as error:
+        # The events are committed; the next append's head line covers them again. Operators
+        # must hear of it: until a head is written, the newest events can be cut off unseen.
+        security_logger.exception(
+            "could not append audit head #%s to the head log %s", seq, path(),
+            extra={"security_event": {"event": "audit.head_log_failed", "audit_seq": seq,
+                                      "details": {"path": str(path()), "error": repr(error)}}},
+        )
 
 
 def read(log_path: Path | None = None, *, public_key: bytes | None = None) -> Iterator[Head]:

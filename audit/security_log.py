@@ -1,8 +1,8 @@
 """Security events for the operators' log shipper: one JSON line each on standard error.
 
 ``audit.events.record`` calls ``emit`` after commit for every event type listed in
-``audit.event_types.SECURITY_EVENT_LEVELS``; settings route the logger ``portal.security``
-through ``JsonLinesFormatter`` to standard error. See docs/audit.md.
+``audit.security_events.SECURITY_EVENT_LEVELS``; settings route the logger
+``portal.security`` through ``JsonLinesFormatter`` to standard error. See docs/audit.md.
 """
 
 from __future__ import annotations

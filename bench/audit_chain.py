@@ -1,7 +1,9 @@
 """Benchmark: audit appends (one and several writers) and chain verification.
 
 Every state change in the portal appends one audit event under a global lock, so the append
-rate is the ceiling on audited state changes per second. Runs on a throw-away test database of
+rate is the ceiling on audited state changes per second. Each commit also appends a signed line
+to the head log (a fresh temporary file here; PORTAL_AUDIT_HEAD_LOG_FSYNC=0 measures it without
+fsync), and the full verification checks every line of it. Runs on a throw-away test database of
 whatever the environment configures (SQLite by default, PostgreSQL with DATABASE_URL).
 
     make bench                     # embedded SQLite
@@ -13,21 +15,25 @@ from __future__ import annotations
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+os.environ["PORTAL_AUDIT_HEAD_LOG"] = os.path.join(tempfile.mkdtemp(), "audit-heads.log")
+os.environ["PORTAL_AUDIT_ANCHOR_FILE"] = os.path.join(tempfile.mkdtemp(), "audit-anchors.log")
 
 import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-from audit.chain import verify_chain  # noqa: E402
+from audit.chain import verify_chain, verify_trail  # noqa: E402
 from audit.events import Actor, record  # noqa: E402
 
 SINGLE = int(os.environ.get("BENCH_SINGLE", 2000))
@@ -80,15 +86,21 @@ def verification() -> None:
     result = verify_chain()
     elapsed = time.perf_counter() - started
     assert result.intact, result.broken
-    print(f"verify:            {result.checked / elapsed:8.0f} events/s "
+    print(f"verify chain:      {result.checked / elapsed:8.0f} events/s "
           f"({result.checked} events in {elapsed:.2f} s)")
+    started = time.perf_counter()
+    result = verify_trail()
+    elapsed = time.perf_counter() - started
+    assert result.intact, result.broken
+    print(f"verify trail:      {result.checked / elapsed:8.0f} events/s "
+          f"({result.checked} events, {result.head_lines} signed head lines in {elapsed:.2f} s)")
 
 
 def main() -> None:
     old_config = setup_databases(verbosity=0, interactive=False)
     try:
         print(f"database: {connection.vendor}  (python {sys.version.split()[0]}, "
-              f"{os.cpu_count()} cores)")
+              f"{os.cpu_count()} cores), head log fsync {settings.AUDIT_HEAD_LOG_FSYNC}")
         single_writer()
         concurrent_writers()
         verification()

@@ -97,6 +97,30 @@ def parse_period_code(code: str) -> tuple[int, str]:
     return int(code[:-1]), RETENTION_UNITS[code[-1]]
 
 
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def env_free_space(name: str, default: str) -> tuple[str, float]:
+    """A minimum of free space: ``5%`` as ``("percent", 5.0)``, ``20G`` as ``("bytes", ...)``
+    (units K, M, G, T in powers of 1024; none: bytes)."""
+    text = env_str(name, default).lower().replace(" ", "").removesuffix("b").removesuffix("i")
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if not 0 <= percent < 100:
+                raise ValueError
+            return "percent", percent
+        unit = text[-1] if text and text[-1] in SIZE_UNITS else ""
+        number = int(text[: len(text) - len(unit)])
+        if number < 0:
+            raise ValueError
+        return "bytes", float(number * SIZE_UNITS[unit])
+    except (ValueError, IndexError):
+        raise fail(
+            name, f"expected a percentage or a size, e.g. '5%' or '20G', got {text!r}"
+        ) from None
+
+
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     value = env_str(name)
     if value is None:

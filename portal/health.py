@@ -1,4 +1,5 @@
-"""What /healthz checks: database, channel layer, Celery broker and the audit verification."""
+"""What /healthz checks: database, channel layer, Celery broker, the audit verification and the
+free space of the recordings folder."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import ipaddress
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -17,6 +19,7 @@ from audit.chain import last_verification
 from audit.event_types import EventType
 from portal import client_ip
 from portal.celery import app as celery_app
+from recordings import disk_space
 
 CHECK_TIMEOUT = 3.0
 
@@ -29,13 +32,24 @@ def check_database() -> dict:
 
 
 def check_channel_layer() -> dict:
-    layer = get_channel_layer()
+    """A message's round trip through a channel layer of the probe's own.
+
+    Same backend and settings as the consumers' layer, but not that instance: with
+    channels-redis, all process-local channels of one instance share one receive loop, and a
+    consumer's cancelled receive (a refused socket) can hold it for seconds, which made a healthy
+    node fail here. A layer of its own has its own receive loop and Redis connections.
+    """
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
 
     async def round_trip():
-        channel = await layer.new_channel("healthz.")
-        await layer.send(channel, {"type": "healthz.ping"})
-        message = await asyncio.wait_for(layer.receive(channel), CHECK_TIMEOUT)
-        return message.get("type") == "healthz.ping"
+        try:
+            channel = await layer.new_channel("healthz.")
+            await layer.send(channel, {"type": "healthz.ping"})
+            message = await asyncio.wait_for(layer.receive(channel), CHECK_TIMEOUT)
+            return message.get("type") == "healthz.ping"
+        finally:
+            if hasattr(layer, "close_pools"):  # channels-redis: no connections left behind
+                await asyncio.wait_for(layer.close_pools(), CHECK_TIMEOUT)
 
     ok = async_to_sync(round_trip)()
     return {"ok": ok, "backend": type(layer).__name__}
@@ -63,11 +77,16 @@ def check_audit_verification() -> dict:
     }
 
 
+def check_recordings_free_space() -> dict:
+    return disk_space.watch().as_dict()
+
+
 CHECKS = {
     "database": check_database,
     "channel_layer": check_channel_layer,
     "celery_broker": check_celery_broker,
     "audit_verification": check_audit_verification,
+    "recordings_free_space": check_recordings_free_space,
 }
 
 

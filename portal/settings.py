@@ -18,6 +18,7 @@ from celery.schedules import crontab
 from portal.environment import (
     database_from_url,
     env_bool,
+    env_free_space,
     env_int,
     env_key,
     env_list,
@@ -216,6 +217,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recordings.tasks.purge_expired",
         "schedule": crontab(hour=3, minute=0),
     },
+    "watch-recordings-free-space": {
+        "task": "recordings.tasks.watch_free_space",
+        "schedule": 60.0,
+    },
     "verify-recording-sample-nightly": {
         "task": "recordings.tasks.verify_sample",
         "schedule": crontab(hour=3, minute=30),
@@ -302,6 +307,9 @@ if LIVE_MAX_BYTES_PER_SECOND * 2 < LIVE_MAX_MESSAGE_BYTES:
 # the session runs, and whether staff keystrokes are kept with their keys (works-council rule:
 # by default only "a key was pressed" is recorded).
 RECORDINGS_DIR = Path(env_str("PORTAL_RECORDINGS_DIR", str(VAR_DIR / "recordings")))
+# Below this much free space in RECORDINGS_DIR (a percentage of its filesystem, or a size such
+# as 20G) /healthz fails and an alert is raised, before a full disk fails every session.
+RECORDINGS_MIN_FREE = env_free_space("PORTAL_RECORDINGS_MIN_FREE", "5%")
 RECORD_STAFF_KEYS = env_bool("PORTAL_RECORD_STAFF_KEYS", False)
 
 
@@ -502,7 +510,7 @@ if AUDIT_S3_BUCKET:
             "retention_days": env_int("PORTAL_AUDIT_S3_RETENTION_DAYS", 3650, minimum=1),
         },
     }
-# Security events (SECURITY_EVENT_LEVELS in audit/event_types.py) as JSON lines on stderr.
+# Security events (SECURITY_EVENT_LEVELS in audit/security_events.py) as JSON lines on stderr.
 LOGGING["formatters"]["json"] = {"()": "audit.security_log.JsonLinesFormatter"}
 LOGGING["handlers"]["security"] = {"class": "logging.StreamHandler", "formatter": "json"}
 LOGGING["loggers"] = {

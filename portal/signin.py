@@ -29,7 +29,7 @@ from portal.forms import (
     PasswordForm,
     ReauthenticationForm,
 )
-from portal.staff_access import staff_required
+from portal.staff_access import close_staff_sockets, staff_required
 from portal.two_factor import Outcome
 
 # New backup codes wait here between being issued and being shown, once.
@@ -266,6 +266,7 @@ def logout(request):
             record_for_request(
                 request, event_type=EventType.SIGNED_OUT, actor=Actor.staff(request.user)
             )
+            close_staff_sockets(request.session.session_key, reason="signed out")
         auth.logout(request)
         messages.info(request, _("You have signed out."))
     return redirect("staff-login")

@@ -7,10 +7,13 @@ after ``STAFF_IDLE_TIMEOUT`` seconds without a request.
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from urllib.parse import urlencode
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -63,6 +66,21 @@ def staff_required(view=None, *, permission: str | None = None):
     return decorator(view) if view is not None else decorator
 
 
+def signin_group(session_key: str) -> str:
+    """The channel group of every open staff socket of one signed-in browser session."""
+    return "staff-signin-" + hashlib.sha256(session_key.encode()).hexdigest()[:40]
+
+
+def close_staff_sockets(session_key: str | None, *, reason: str) -> None:
+    """Once committed, close the open staff sockets of this browser session (4401): signed
+    out or idle, nothing more may reach it (portal.staff_sockets)."""
+    if session_key:
+        group = signin_group(session_key)
+        transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(
+            group, {"type": "staff.signed_out", "reason": reason}
+        ))
+
+
 def _idle_too_long(session) -> bool:
     last_seen = session.get(LAST_SEEN_SESSION_KEY)
     return last_seen is not None and time.time() - last_seen > settings.STAFF_IDLE_TIMEOUT
@@ -85,6 +103,8 @@ class StaffIdleTimeoutMiddleware:
                         actor=Actor.staff(user),
                         details={"idle_timeout_seconds": settings.STAFF_IDLE_TIMEOUT},
                     )
+                    close_staff_sockets(request.session.session_key,
+                                        reason="session idle too long")
                 logout(request)
                 messages.info(
                     request,
@@ -106,24 +126,32 @@ def verified_staff_user(scope, *, permission: str | None = None):
     A refusal is audited. Needs ``AuthMiddlewareStack`` (session and user in the scope).
     """
     user = scope.get("user")
-    session = scope.get("session")
-    reason = None
-    if user is None or not user.is_authenticated or session is None:
-        reason = "not signed in"
-    elif _idle_too_long(session):
-        reason = "session idle too long"
-    else:
-        device = None
-        persistent_id = session.get(DEVICE_ID_SESSION_KEY)
-        if persistent_id:
-            device = Device.from_persistent_id(persistent_id)
-        if device is None or device.user_id != user.pk or not device.confirmed:
-            reason = "second factor not verified"
-        elif permission and not user.has_perm(permission):
-            reason = f"missing permission {permission}"
+    reason = refusal_reason(user, scope.get("session"), permission)
     if reason is None:
         return user
+    audit_socket_refusal(scope, user, reason)
+    return None
 
+
+def refusal_reason(user, session, permission: str | None = None) -> str | None:
+    """Why ``user`` with this browser ``session`` may not use a staff socket; None if they may."""
+    if user is None or not user.is_authenticated or session is None:
+        return "not signed in"
+    if _idle_too_long(session):
+        return "session idle too long"
+    device = None
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY)
+    if persistent_id:
+        device = Device.from_persistent_id(persistent_id)
+    if device is None or device.user_id != user.pk or not device.confirmed:
+        return "second factor not verified"
+    if permission and not user.has_perm(permission):
+        return f"missing permission {permission}"
+    return None
+
+
+def audit_socket_refusal(scope, user, reason: str) -> None:
+    """Audit a staff socket refused, or closed because its sign-in no longer holds."""
     address = client_ip.for_scope(scope)
     signed_in = user is not None and user.is_authenticated
     with transaction.atomic():
@@ -133,4 +161,3 @@ def verified_staff_user(scope, *, permission: str | None = None):
             ip=address.ip,
             details={"path": scope.get("path", "")[:200], "reason": reason},
         )
-    return None

@@ -35,26 +35,35 @@ def _ip_key(ip: str | None) -> str:
 def claim_attempt(*, username: str, ip: str | None) -> str | None:
     """Count one attempt before it is checked; the limit ("user" or "ip") it exceeds, if any.
 
-    A refused attempt is not counted (it checks nothing), so a blocked user name does not push
-    its address over the address limit.
+    A refused attempt is not counted (it checks nothing). The user name is counted first and
+    the address only for attempts the user name lets through, so that a burst against one user
+    name neither blocks its address nor, by counts that are given back a moment later, refuses
+    attempts within the limit.
     """
     window = settings.SIGNIN_FAILURE_WINDOW
-    user_count = count(_user_key(username), window)
-    ip_count = count(_ip_key(ip), window)
-    limit = None
-    if user_count > settings.SIGNIN_FAILURES_PER_USER:
-        limit = "user"
-    elif ip_count > settings.SIGNIN_FAILURES_PER_IP:
-        limit = "ip"
-    if limit is not None:
-        release_attempt(username=username, ip=ip)
-    return limit
+    user_key, ip_key = _user_key(username), _ip_key(ip)
+    if count(user_key, window) > settings.SIGNIN_FAILURES_PER_USER:
+        uncount(user_key)
+        return "user"
+    if count(ip_key, window) > settings.SIGNIN_FAILURES_PER_IP:
+        uncount(ip_key)
+        uncount(user_key)
+        return "ip"
+    return None
 
 
 def release_attempt(*, username: str, ip: str | None) -> None:
     """The claimed attempt succeeded or checked nothing: it is not a failure."""
     uncount(_user_key(username))
     uncount(_ip_key(ip))
+
+
+def record_failure(*, username: str, ip: str | None) -> None:
+    """A claimed attempt failed: it keeps the count its claim took, so nothing is added.
+
+    Kept so that call sites written for the old check-then-count throttle stay correct; new
+    code only claims, and releases on success.
+    """
 
 
 def forget_user_failures(*, username: str) -> None:

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.events import Actor
-from recordings import actions, archive, export
+from recordings import actions, archive, disk_space, export
 from recordings.models import ExportState, Recording, RecordingExport, RecordingState
 
 BATCH = 200
@@ -98,3 +98,9 @@ def export_recording(export_id: int) -> str:
         return f"not claimed ({state.first() or 'missing'})"
     export.run(job)
     return ExportState.DONE
+
+
+@shared_task
+def watch_free_space() -> bool:
+    """Every minute: alert when the recordings folder's free space is below the minimum."""
+    return not disk_space.watch().low

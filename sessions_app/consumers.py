@@ -26,7 +26,8 @@ from audit.events import Actor
 from consent import actions as consent_actions
 from consent.models import control_granted
 from portal import client_ip
-from portal.staff_access import verified_staff_user
+from portal.staff_access import CLOSE_NOT_VERIFIED, verified_staff_user
+from portal.staff_sockets import SignInWatch
 from recordings import actions as recording_actions
 from recordings import format as recording
 from sessions_app import actions, protocol
@@ -265,12 +266,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self.receive_screen(bytes_data)
                 return
             message = protocol.parse_control(text_data, role=self.role)
+            if not await self.before_client_message(message):
+                return
             await getattr(self, f"on_{message['type']}")(message)
         except protocol.ProtocolError as refused:
             await self.refuse(refused.code, refused.reason)
         except (actions.SessionRuleError, consent_actions.ConsentRefused,
                 InvalidTransition) as refused:
             await self.send_json({"type": "error", "code": 0, "reason": str(refused)})
+
+    async def before_client_message(self, message: dict) -> bool:
+        """A hook before a client's control message is acted on; False drops it."""
+        return True
 
     async def receive_screen(self, data: bytes) -> None:
         raise protocol.ProtocolError(protocol.CLOSE_BAD_MESSAGE, "binary messages not allowed")
@@ -343,6 +350,8 @@ class ViewerMixin:
                                                 {"type": "live.keyframe"})
 
     async def screen_tile(self, event: dict) -> None:
+        if self.closing:
+            return
         data = event["data"]
         seq, keyframe = event["seq"], event["keyframe"]
         if not keyframe and not self.awaiting_keyframe and (
@@ -631,8 +640,10 @@ class CustomerConsumer(LiveConsumer):
         await super().on_heartbeat(message)
 
 
-class StaffConsumer(ViewerMixin, LiveConsumer):
-    """The assigned, OTP-verified staff member: watches, chats, asks for control, gives input."""
+class StaffConsumer(SignInWatch, ViewerMixin, LiveConsumer):
+    """The assigned, OTP-verified staff member: watches, chats, asks for control, gives input.
+
+    The socket lives only as long as the sign-in (portal.staff_sockets)."""
 
     role = "staff"
     permission = RUN_SESSIONS
@@ -649,6 +660,7 @@ class StaffConsumer(ViewerMixin, LiveConsumer):
         if self.session is None:
             await self.refuse(protocol.CLOSE_FORBIDDEN, "no such active session for this user")
             return
+        await self.watch_sign_in(self.user)
         await self.join(session_group(self.session.pk), viewers_group(self.session.pk))
         state = await _live_state(self.session)
         self.paused, self.control = state["paused"], state["control"]
@@ -689,10 +701,19 @@ class StaffConsumer(ViewerMixin, LiveConsumer):
                               "name": self.user.get_full_name() or self.user.get_username()})
 
     async def disconnect(self, code):
+        await self.guarded(self.stop_watching_sign_in())
         if getattr(self, "session", None) is not None and getattr(self, "user", None) is not None:
             if not self.ended:
                 await self.guarded(self.announce(False))
         await super().disconnect(code)
+
+    async def before_client_message(self, message: dict) -> bool:
+        # What the staff member does here (not acks and heartbeats, which the page sends by
+        # itself) counts as activity against the idle timeout.
+        return await self.sign_in_holds(touch=message["type"] not in ("ack", "heartbeat"))
+
+    async def sign_in_ended(self, reason: str) -> None:
+        await self.refuse(CLOSE_NOT_VERIFIED, f"sign-in ended: {reason}")
 
     async def on_chat(self, message: dict) -> None:
         line = await database_sync_to_async(actions.post_chat)(

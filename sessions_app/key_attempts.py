@@ -113,9 +113,9 @@ def claim(ip: str | None, *, help_code: str | None = None) -> Attempt:
     if is_blocked_globally():
         refused = Refusal.GLOBAL
     else:
-        refused = _count_against_limits(bucket, ip)
+        refused, counted = _count_against_limits(bucket, ip)
         if refused is None:
-            return Attempt(ip, bucket, counted=(_address_key(bucket), _global_key()))
+            return Attempt(ip, bucket, counted=counted)
     lifted = _lifted_session(help_code)
     if lifted is not None:
         # Counted first as well: a lifted browser gets a few tries, not an open door.
@@ -125,19 +125,21 @@ def claim(ip: str | None, *, help_code: str | None = None) -> Attempt:
     return Attempt(ip, bucket, refused=refused)
 
 
-def _count_against_limits(bucket: str, ip: str | None) -> Refusal | None:
+def _count_against_limits(bucket: str, ip: str | None) -> tuple[Refusal | None, tuple[str, ...]]:
+    """The address first, and everyone only for keys the address lets through, so that a burst
+    from one address is not also counted (and refused) globally."""
     address = _address_key(bucket)
     if count(address, settings.KEY_FAILURE_WINDOW) > settings.KEY_FAILURES_PER_IP:
         uncount(address)  # a refused key checks nothing: it is not counted
-        return Refusal.ADDRESS
+        return Refusal.ADDRESS, ()
     everyone = _global_key()
     failures = count(everyone, settings.KEY_GLOBAL_WINDOW + 60)
     if failures > settings.KEY_FAILURES_GLOBAL:
         uncount(address)
         uncount(everyone)
         _block_globally(ip, failures=failures - 1)
-        return Refusal.GLOBAL
-    return None
+        return Refusal.GLOBAL, ()
+    return None, (address, everyone)
 
 
 def _block_globally(ip: str | None, *, failures: int) -> None:

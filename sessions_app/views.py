@@ -25,7 +25,7 @@ from audit.models import AuditEvent
 from consent.models import ConsentAcceptance, control_granted
 from portal import client_ip
 from portal.staff_access import staff_required
-from sessions_app import actions, business_hours
+from sessions_app import actions, business_hours, key_attempts
 from sessions_app.forms import IssueKeyForm, ScheduleForm
 from sessions_app.keys import grouped
 from sessions_app.models import (
@@ -161,6 +161,7 @@ def _panel_context(request, session: SupportSession) -> dict:
         "consent": ConsentAcceptance.objects.filter(session=session).first(),
         "control": control_granted(session),
         "history": AuditEvent.objects.filter(session_ref=session.reference).order_by("seq"),
+        "key_entry_paused": key_attempts.is_blocked_globally(),
         "States": SessionState,
     }
 

@@ -1,5 +1,6 @@
 """The audit trail: append-only, hash-chained, verifiable, and safe under concurrent writers."""
 
+import base64
 import subprocess
 import sys
 import threading
@@ -307,7 +308,9 @@ def test_events_committed_after_the_last_head_line_are_the_crash_window_not_tamp
     (tmp_path / "not-a-folder").write_text("")
     settings.AUDIT_HEAD_LOG = str(tmp_path / "not-a-folder" / "heads.log")  # the write fails
     (event,) = append(1)  # committed; its head line is lost as if the process died
-    assert "could not append audit head #4" in caplog.text
+    (failure,) = [r for r in caplog.records if r.name == "portal.security"]
+    assert failure.levelname == "ERROR" and "could not append audit head #4" in failure.message
+    assert failure.security_event["event"] == "audit.head_log_failed"
     settings.AUDIT_HEAD_LOG = written
     result = verify_trail()
     assert result.intact and result.head_seq == 4 and result.signed_head_seq == 3
@@ -353,3 +356,22 @@ def test_a_missing_anchor_file_fails_once_a_verification_was_recorded(settings):
     assert not result.intact and "anchor file" in result.broken.reason
     anchor_file(settings).write_text("")
     assert "missing or empty" in verify_trail().broken.reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_auditor_checks_a_copy_of_the_head_log_with_the_public_key(settings, tmp_path, capsys):
+    append(3)
+    call_command("verify_audit", "--print-public-key")
+    public_key = capsys.readouterr().out.strip()
+    copy = tmp_path / "copy-from-the-write-once-store.log"
+    copy.write_bytes(head_log(settings).read_bytes())
+    head_log(settings).unlink()  # the local one is gone; the copy still proves the end
+    call_command("verify_audit", "--head-log", str(copy), "--public-key", public_key)
+    assert "3 signed lines, newest signed head #3" in capsys.readouterr().out
+
+    raw_sql("DELETE FROM audit_auditevent WHERE seq = 3")
+    with pytest.raises(CommandError, match="cut off the end"):
+        call_command("verify_audit", "--head-log", str(copy), "--public-key", public_key)
+    other_key = base64.b64encode(bytes(range(32))).decode()
+    with pytest.raises(CommandError, match="no valid signature"):
+        call_command("verify_audit", "--head-log", str(copy), "--public-key", other_key)

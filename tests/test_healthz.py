@@ -19,7 +19,7 @@ def test_it_reports_every_component_healthy(client, db):
     body = response.json()
     assert body["status"] == "ok"
     assert set(body["checks"]) == {"database", "channel_layer", "celery_broker",
-                                   "audit_verification"}
+                                   "audit_verification", "recordings_free_space"}
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["audit_verification"]["state"] == "never verified yet"
 
@@ -117,3 +117,52 @@ def test_a_forwarded_loopback_address_is_not_local(client, db, settings):
     response = client.get("/healthz", REMOTE_ADDR="10.0.0.5",
                           HTTP_X_FORWARDED_FOR=f"127.0.0.1, {OUTSIDER}")
     assert response.json() == {"status": "ok"}
+
+
+def _refused_sockets(url: str) -> None:
+    """A staff socket without sign-in, then a handshake with a foreign Origin."""
+    import asyncio
+
+    import websockets
+
+    host = url.split("//", 1)[1]
+
+    async def both():
+        async with websockets.connect(f"ws://{host}/ws/staff/console/", origin=url) as socket:
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(socket.recv(), 5)
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(f"ws://{host}/ws/live/customer/",
+                                          origin="http://evil.example"):
+                pass
+
+    asyncio.run(both())
+
+
+@pytest.mark.skipif("not __import__('django.conf').conf.settings.REDIS_URL",
+                    reason="the shared receive loop is channels-redis's")
+def test_refused_sockets_do_not_disturb_the_channel_layer_probe(transactional_db, tmp_path):
+    import time
+
+    from tests.processes import child_env, free_port, http_status, start, stop, wait_until
+
+    env = child_env()
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    port, log = free_port(), tmp_path / "daphne.log"
+    process = start(["-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                     "portal.asgi:application"], env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: process.poll() is not None or http_status(url + "/healthz") == 200,
+                   timeout=60, what="daphne to answer on /healthz", log=log)
+        answers = []
+        for _ in range(3):
+            _refused_sockets(url)
+            # channels-redis reads block for 5 s: watch for longer than two of them.
+            until = time.monotonic() + 11
+            while time.monotonic() < until:
+                answers.append(http_status(url + "/healthz"))
+                time.sleep(0.3)
+        assert set(answers) == {200}, answers
+    finally:
+        stop(process)

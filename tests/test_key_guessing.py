@@ -1,10 +1,15 @@
 """Key guessing: every key is counted before it is checked, per address (IPv6 per /64) and
 across all addresses; the adviser on the phone can let their customer in past the blocks."""
 
+import re
 import secrets
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -16,6 +21,7 @@ from portal.roles import SUPPORT_STAFF
 from sessions_app import actions
 from sessions_app.models import KeyState, SessionState
 from tests.personas import events, make_staff, sign_in_verified
+from tests.processes import child_env, free_port, http_status, start, stop, wait_until
 from tests.sessions import schedule
 
 pytestmark = pytest.mark.usefixtures("office_open", "english_messages")
@@ -108,6 +114,75 @@ def test_concurrent_wrong_keys_from_one_address_check_at_most_the_limit(alice, s
     assert len(events(EventType.KEY_REDEMPTION_FAILED)) == limit
     assert events(EventType.KEY_REDEMPTION_THROTTLED)[0].client_ip == "203.0.113.7"
     assert session.keys.get().state == KeyState.LIVE
+
+
+ALWAYS_OPEN = "mon-sun 00:00-23:59:59"
+
+
+@pytest.fixture
+def daphne(tmp_path, transactional_db):
+    """A real daphne process of the portal, open around the clock, on this test's database."""
+    port = free_port()
+    log = tmp_path / "daphne.log"
+    env = child_env(PORTAL_OPENING_HOURS=ALWAYS_OPEN, PORTAL_HOLIDAY_STATE="none")
+    process = start(["-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                     "portal.asgi:application"], env, log)
+    try:
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200, timeout=60,
+                   what="daphne", log=log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+def browser_with_form(base: str):
+    """A browser that has opened the landing page: its cookies and the form's CSRF token."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"{base}/", timeout=30) as response:
+        page = response.read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    return opener, token
+
+
+def post_key(base: str, opener, token: str, key: str) -> int:
+    body = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token, "key": key, "name": "Mallory"}).encode()
+    try:
+        with opener.open(f"{base}/", data=body, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.skipif(
+    "RedisCache" not in django_settings.CACHES["default"]["BACKEND"],
+    reason="the test process reads the daphne process's counters and database only on "
+           "PostgreSQL and Redis",
+)
+def test_concurrent_wrong_keys_over_http_to_daphne_check_at_most_the_limit(daphne):
+    browsers = [browser_with_form(daphne) for _ in range(GUESSES)]
+    guesses = wrong_keys()
+    keys_to_try = [next(guesses) for _ in range(GUESSES)]
+    start_line = threading.Barrier(GUESSES)
+    statuses: list[int] = []
+
+    def guess(browser, typed: str) -> None:
+        try:
+            start_line.wait()
+            statuses.append(post_key(daphne, *browser, typed))
+        except Exception as error:  # pragma: no cover - shown in the assertion
+            statuses.append(repr(error))
+
+    threads = [threading.Thread(target=guess, args=pair)
+               for pair in zip(browsers, keys_to_try, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    limit = django_settings.KEY_FAILURES_PER_IP
+    assert sorted(statuses) == [400] * limit + [429] * (GUESSES - limit), statuses
+    assert len(events(EventType.KEY_REDEMPTION_FAILED)) == limit
 
 
 def test_a_right_key_does_not_count_against_the_address(alice, settings):
@@ -276,8 +351,11 @@ def test_a_lift_lets_the_browser_past_a_global_block_too(alice, settings, lift):
         enter(english_browser(f"198.51.100.{n + 1}"), next(guesses))
     customer = english_browser("192.0.2.44")
     assert BLOCKED_FOR_EVERYONE in enter(customer, key).text
+    adviser = adviser_browser(alice)
+    page = adviser.get(reverse("session-page", args=[session.reference])).text
+    assert "Key entry is paused for everyone after many wrong keys." in page
 
-    lift(adviser_browser(alice), session, customer.session[HELP_CODE])
+    lift(adviser, session, customer.session[HELP_CODE])
     assert enter(customer, key).status_code == 302
 
 

@@ -10,8 +10,9 @@ import urllib.request
 import pytest
 from django.db import transaction
 
-from audit.event_types import SECURITY_EVENT_LEVELS, EventType
+from audit.event_types import EventType
 from audit.events import Actor, record
+from audit.security_events import SECURITY_EVENT_LEVELS
 from audit.security_log import JsonLinesFormatter
 from tests.processes import ROOT, child_env, wait_until
 from tests.test_audit_chain import append, raw_sql

@@ -26,6 +26,8 @@ PRODUCTION = {
     "PORTAL_RECORDING_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     "PORTAL_RECORDING_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     "PORTAL_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    "PORTAL_AUDIT_HEAD_LOG": "/srv/audit-heads/portal.log",
+    "PORTAL_AUDIT_S3_BUCKET": "bank-portal-audit-heads",
 }
 WITHOUT = object()
 
@@ -90,6 +92,9 @@ def test_production_uses_postgresql_and_redis(tmp_path):
          "PORTAL_RECORDING_DEFAULT_CLASS"),
         ({**PRODUCTION, "PORTAL_AUDIT_SIGNING_KEY": WITHOUT}, "PORTAL_AUDIT_SIGNING_KEY"),
         ({**PRODUCTION, "PORTAL_AUDIT_SHIP_MINUTES": "90"}, "PORTAL_AUDIT_SHIP_MINUTES"),
+        ({**PRODUCTION, "PORTAL_RECORDINGS_MIN_FREE": "plenty"}, "PORTAL_RECORDINGS_MIN_FREE"),
+        ({**PRODUCTION, "PORTAL_HEALTHZ_TOKEN": "short"}, "PORTAL_HEALTHZ_TOKEN"),
+        ({**PRODUCTION, "PORTAL_DB_POOL_MAX_SIZE": "many"}, "PORTAL_DB_POOL_MAX_SIZE"),
     ],
 )
 def test_a_missing_or_malformed_value_stops_the_start_and_names_it(tmp_path, env, named):
@@ -110,6 +115,17 @@ def test_check_deploy_warns_when_tls_is_switched_off(tmp_path):
                  {**PRODUCTION, "PORTAL_TLS": "0"}, tmp_path)
     assert result.returncode != 0
     assert "SECURE_SSL_REDIRECT" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("unset", "warning"),
+    [("PORTAL_AUDIT_S3_BUCKET", "audit.W001"), ("PORTAL_AUDIT_HEAD_LOG", "audit.W002")],
+)
+def test_check_deploy_warns_when_the_head_log_stays_on_the_machine(tmp_path, unset, warning):
+    env = {k: v for k, v in PRODUCTION.items() if k != unset}
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env, tmp_path)
+    assert result.returncode != 0
+    assert warning in result.stderr + result.stdout
 
 
 def test_demo_refuses_with_debug_off(tmp_path):

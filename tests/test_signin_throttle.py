@@ -100,6 +100,16 @@ def test_right_passwords_do_not_use_up_the_address(alice, small_limits):
         assert enter_password(Client(), "alice")["Location"] == CODE
 
 
+def test_it_counts_an_ipv6_address_with_its_whole_64(client, alice):
+    for n, name in enumerate(("anna", "bert", "cleo", "dora", "emil")):
+        fail_passwords(client, name, 1, REMOTE_ADDR=f"2001:db8:5:6::{n + 1:x}")
+
+    response = enter_password(client, "alice", REMOTE_ADDR="2001:db8:5:6:abcd::1")
+    assert THROTTLED_EN in response.content.decode()
+    assert events(EventType.SIGNIN_THROTTLED)[-1].details["limit"] == "ip"
+    assert enter_password(client, "alice", REMOTE_ADDR="2001:db8:5:7::1")["Location"] == CODE
+
+
 def test_it_blocks_only_the_user_name_that_failed(client, alice, bob):
     fail_passwords(client, "alice", 3)
     response = enter_password(client, "bob")

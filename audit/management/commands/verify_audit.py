@@ -1,5 +1,10 @@
+import base64
+import binascii
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import heads
 from audit.chain import record_verification, verify_trail
 from audit.events import Actor
 
@@ -16,9 +21,37 @@ class Command(BaseCommand):
             action="store_true",
             help="Also append the outcome to the chain (read-only by default).",
         )
+        parser.add_argument(
+            "--head-log",
+            type=Path,
+            help="Check this copy of the head log instead of PORTAL_AUDIT_HEAD_LOG "
+            "(e.g. the shipped objects put together in order).",
+        )
+        parser.add_argument(
+            "--public-key",
+            help="Check head-log signatures with this Ed25519 public key (base64) instead of "
+            "the one of PORTAL_AUDIT_SIGNING_KEY.",
+        )
+        parser.add_argument(
+            "--print-public-key",
+            action="store_true",
+            help="Print the head log's public key (base64) for auditors, and stop.",
+        )
 
-    def handle(self, *args, record: bool = False, **options):
-        result = verify_trail()
+    def handle(self, *args, record: bool = False, head_log: Path | None = None,
+               public_key: str | None = None, print_public_key: bool = False, **options):
+        if print_public_key:
+            self.stdout.write(base64.b64encode(heads.public_key_bytes()).decode())
+            return
+        key = None
+        if public_key:
+            try:
+                key = base64.b64decode(public_key, validate=True)
+            except (binascii.Error, ValueError):
+                raise CommandError("--public-key: not base64", returncode=2) from None
+            if len(key) != 32:
+                raise CommandError("--public-key: not 32 bytes", returncode=2)
+        result = verify_trail(head_log=head_log, public_key=key)
         if record:
             record_verification(result, actor=Actor.system("manage.py verify_audit"))
         if result.intact:
