@@ -197,9 +197,12 @@ class PortalUserAdmin(UserAdmin):
                 reason="own account" if own else "privileged account",
             )
         if own is not None:
-            messages.error(request, own)
             if step == "password":
-                return redirect("admin:password_change")  # asks for the current password
+                messages.error(request, _(
+                    "Change your own password here: this form asks for your current password."
+                ))
+                return redirect("admin:password_change")
+            messages.error(request, own)
             return redirect("admin:auth_user_change", subject.pk)
         messages.error(request, _(
             "This person holds a privileged role: a second administrator must approve this step. "
@@ -219,10 +222,16 @@ class PortalUserAdmin(UserAdmin):
         if refused is not None:
             return refused
         with transaction.atomic():
-            response = super().user_change_password(request, id, form_url)
-            if request.method == "POST" and response.status_code == 302:
-                account_changes.record_password_set(user=subject, by_user=request.user,
-                                                    ip=_ip(request))
+            role_changes.lock(subject)
+            # A privileged role granted since the check above closes the direct path.
+            became_privileged = account_changes.needs_request(subject)
+            if not became_privileged:
+                response = super().user_change_password(request, id, form_url)
+                if request.method == "POST" and response.status_code == 302:
+                    account_changes.record_password_set(user=subject, by_user=request.user,
+                                                        ip=_ip(request))
+        if became_privileged:
+            return self._refuse_direct_step(request, subject, "password")
         return response
 
     def account_request_view(self, request, pk: int):
