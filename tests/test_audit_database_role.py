@@ -14,6 +14,13 @@ postgres_only = pytest.mark.skipif("connection.vendor != 'postgresql'",
                                    reason="the roles exist on PostgreSQL only")
 
 
+def reconnect() -> None:
+    """Close Django's connection and its pool, so that the next one logs in afresh."""
+    connection.close()
+    if connection.settings_dict["OPTIONS"].get("pool"):
+        connection.close_pool()
+
+
 def execute(sql: str) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql)
@@ -27,7 +34,7 @@ def app_role():
     try:
         yield role
     finally:
-        connection.close()
+        reconnect()
         with connection.cursor() as cursor:
             cursor.execute(f"DROP OWNED BY {role}")
             cursor.execute(f"DROP ROLE {role}")
@@ -40,12 +47,12 @@ def connected_as(app_role):
         cursor.execute("SELECT current_user")
         (owner,) = cursor.fetchone()
     call_command("audit_db_roles", app_role=app_role, owner_role=owner, apply=True)
-    connection.close()
+    reconnect()
     connection.settings_dict["USER"] = app_role
     try:
         yield app_role
     finally:
-        connection.close()
+        reconnect()
         connection.settings_dict["USER"] = owner
 
 
