@@ -71,14 +71,28 @@ def signin_group(session_key: str) -> str:
     return "staff-signin-" + hashlib.sha256(session_key.encode()).hexdigest()[:40]
 
 
+def signin_user_group(user_id: int) -> str:
+    """The channel group of every open staff socket of one user, in any browser."""
+    return f"staff-signin-user-{user_id}"
+
+
 def close_staff_sockets(session_key: str | None, *, reason: str) -> None:
     """Once committed, close the open staff sockets of this browser session (4401): signed
     out or idle, nothing more may reach it (portal.staff_sockets)."""
     if session_key:
-        group = signin_group(session_key)
-        transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(
-            group, {"type": "staff.signed_out", "reason": reason}
-        ))
+        _close_after_commit(signin_group(session_key), reason)
+
+
+def close_user_sockets(user_id: int, *, reason: str) -> None:
+    """Once committed, close every open staff socket of this user (deactivated, roles
+    changed); without it, the sockets' own re-check closes them within a short while."""
+    _close_after_commit(signin_user_group(user_id), reason)
+
+
+def _close_after_commit(group: str, reason: str) -> None:
+    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(
+        group, {"type": "staff.signed_out", "reason": reason}
+    ))
 
 
 def _idle_too_long(session) -> bool:

@@ -2,9 +2,11 @@
 when the account is deactivated, or when the browser session is gone.
 
 Sign-out and the idle timeout tell the browser session's sockets at once (``staff.signed_out``
-to ``staff_access.signin_group``); every socket also re-checks its sign-in on a timer
-(``STAFF_SOCKET_RECHECK_SECONDS``) and, at most once a second, on each message it receives:
-that covers an administrator deactivating the account and sessions deleted elsewhere.
+to ``staff_access.signin_group``), and ``staff_access.close_user_sockets`` all of a user's
+sockets (for an action that deactivates a user or changes their roles). Every socket also
+re-checks its sign-in on a timer (``STAFF_SOCKET_RECHECK_SECONDS``) and, at most once a second,
+on each message it receives: that covers an account deactivated in the admin and sessions
+deleted elsewhere.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.sessions.backends.base import UpdateError
 
-from portal.staff_access import LAST_SEEN_SESSION_KEY, refusal_reason, signin_group
+from portal.staff_access import (
+    LAST_SEEN_SESSION_KEY,
+    refusal_reason,
+    signin_group,
+    signin_user_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +77,18 @@ class SignInWatch:
         self.watched_user_id = user.pk
         self.sign_in_checked = time.monotonic()
         self.sign_in_touch_due = False
-        self.sign_in_group = signin_group(self.scope["session"].session_key or "")
-        await self.channel_layer.group_add(self.sign_in_group, self.channel_name)
+        self.sign_in_groups = [signin_group(self.scope["session"].session_key or ""),
+                               signin_user_group(user.pk)]
+        for group in self.sign_in_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
         self.sign_in_watch = asyncio.ensure_future(self._recheck_periodically())
 
     async def stop_watching_sign_in(self) -> None:
         watch = getattr(self, "sign_in_watch", None)
         if watch is not None:
             watch.cancel()
-        if getattr(self, "sign_in_group", None):
-            await self.channel_layer.group_discard(self.sign_in_group, self.channel_name)
+        for group in getattr(self, "sign_in_groups", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def sign_in_holds(self, *, touch: bool = False) -> bool:
         """Re-check the sign-in if the last check is older than a second; False if it ended

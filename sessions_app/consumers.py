@@ -54,20 +54,32 @@ def customer_group(session_id: int) -> str:
 
 
 class RateLimit:
-    """A token bucket: at most ``rate`` units per second, with bursts up to ``burst``."""
+    """Two token buckets, refilled from one clock reading (this is the relay's hot path): at
+    most ``messages`` messages per second (bursts the same) and ``byte_rate`` bytes per second
+    (bursts up to ``byte_burst``)."""
 
-    def __init__(self, rate: int, burst: int | None = None):
-        self.rate, self.burst = rate, burst or rate
-        self.tokens, self.stamp = float(self.burst), time.monotonic()
+    __slots__ = ("message_rate", "byte_rate", "byte_burst", "messages", "bytes", "stamp")
 
-    def allow(self, cost: int = 1) -> bool:
+    def __init__(self, messages: int, byte_rate: int, byte_burst: int):
+        self.message_rate, self.byte_rate, self.byte_burst = messages, byte_rate, byte_burst
+        self.messages, self.bytes = float(messages), float(byte_burst)
+        self.stamp = time.monotonic()
+
+    def refuse(self, size: int) -> int:
+        """Take one message of ``size`` bytes: 0 if allowed, else the close code."""
         now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < cost:
-            return False
-        self.tokens -= cost
-        return True
+        elapsed, self.stamp = now - self.stamp, now
+        messages = self.messages + elapsed * self.message_rate
+        self.messages = messages = messages if messages < self.message_rate else (
+            self.message_rate)
+        available = self.bytes + elapsed * self.byte_rate
+        self.bytes = available = available if available < self.byte_burst else self.byte_burst
+        if messages < 1:
+            return protocol.CLOSE_TOO_FAST
+        if available < size:
+            return protocol.CLOSE_BYTE_LIMIT
+        self.messages, self.bytes = messages - 1, available - size
+        return 0
 
 
 def budget_key(session_id: int) -> str:
@@ -169,9 +181,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.session: SupportSession | None = None
         self.ended = False
         self.closing = False
-        self.rate = RateLimit(settings.LIVE_MAX_MESSAGES_PER_SECOND)
-        self.byte_rate = RateLimit(settings.LIVE_MAX_BYTES_PER_SECOND,
-                                   settings.LIVE_MAX_BYTES_PER_SECOND * BYTE_BURST_SECONDS)
+        self.rate = RateLimit(settings.LIVE_MAX_MESSAGES_PER_SECOND,
+                              settings.LIVE_MAX_BYTES_PER_SECOND,
+                              settings.LIVE_MAX_BYTES_PER_SECOND * BYTE_BURST_SECONDS)
         self.unflushed_bytes = 0
         self.ip = client_ip.for_scope(self.scope).ip
         self.groups_joined: list[str] = []
@@ -248,11 +260,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         try:
             if size > settings.LIVE_MAX_MESSAGE_BYTES:
                 raise protocol.ProtocolError(protocol.CLOSE_TOO_LARGE, "message too large")
-            if not self.rate.allow():
-                raise protocol.ProtocolError(protocol.CLOSE_TOO_FAST, "too many messages")
-            if not self.byte_rate.allow(size):
-                raise protocol.ProtocolError(protocol.CLOSE_BYTE_LIMIT,
-                                             "too many bytes per second")
+            refused = self.rate.refuse(size)
+            if refused:
+                raise protocol.ProtocolError(refused, "too many messages"
+                                             if refused == protocol.CLOSE_TOO_FAST
+                                             else "too many bytes per second")
             if self.counts_session_bytes:
                 # Counted locally, added to the shared count once a MiB: cheap per tile.
                 self.unflushed_bytes += size

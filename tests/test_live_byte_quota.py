@@ -3,6 +3,7 @@
 the recording ends cleanly with the last tile that was let through."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -61,19 +62,21 @@ def screens_recorded(settings, session) -> list[int]:
 
 async def test_49_mib_in_a_fifth_of_a_second_is_cut_off(alice, settings):
     session, cust, viewer = await both(alice)
+    started = time.monotonic()
     for seq in range(1, 99):  # 98 x 500 KiB: 49 MiB, sent as fast as the socket takes it
         await cust.send_to(bytes_data=tile(seq, keyframe=True, payload=b"\xff" * BIG))
     assert await closed_with(cust) == protocol.CLOSE_BYTE_LIMIT
+    took = time.monotonic() - started
     assert (await next_notice(viewer, "peer_refused"))["reason"] == "too many bytes per second"
     assert (await next_notice(viewer, "peer"))["present"] is False  # the normal way out
     assert await sync(refusals, session) == [
         {"role": "customer", "close_code": 4420, "reason": "too many bytes per second"},
     ]
-    # The default allows a burst of two seconds' worth (16 MiB, and what refills at 8 MiB/s
-    # while the relay works through them): about 33 tiles, far from 98.
+    # The default allows a burst of two seconds' worth (16 MiB), plus what refills at 8 MiB/s
+    # while the relay works through them: about 33 tiles of the 98.
     recorded = await sync(screens_recorded, settings, session)
     assert recorded == list(range(1, len(recorded) + 1))
-    assert 16 * MiB <= len(recorded) * BIG <= 25 * MiB
+    assert 16 * MiB <= len(recorded) * BIG <= 16 * MiB + 8 * MiB * took
     closed = await sync(lambda: list(Recording.objects.values_list("close_reason", flat=True)))
     assert closed == ["disconnected"]
     await viewer.disconnect()

@@ -90,3 +90,21 @@ async def sync(function, *args):
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(function)(*args)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"text": "[" * 100_000}, {"text": "not json"}, {"text": "[1, 2]"}, {"bytes": b"\x00\x01"},
+     {"text": '{"type": "ping", "x": "\\ud800"}' + " " * 2000}],
+)
+async def test_a_bad_message_closes_the_console_socket_with_4422(client, alice, frame):
+    await sync(sign_in_verified, client, alice)
+    communicator = socket_for(client)
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "welcome"
+    await communicator.send_input({"type": "websocket.receive", **frame})
+    output = await communicator.receive_output(timeout=5)  # raises what the consumer raised
+    assert output == {"type": "websocket.close", "code": 4422}
+    await communicator.disconnect()
+    event = await sync(lambda: AuditEvent.objects.get(event_type=EventType.SOCKET_REFUSED))
+    assert event.details["reason"] == "bad message"

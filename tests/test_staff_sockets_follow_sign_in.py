@@ -175,3 +175,20 @@ async def test_what_the_staff_member_does_on_the_live_socket_keeps_the_sign_in(d
     assert await next_of(desk.live, "heartbeat")
     await desk.console.send_json_to({"type": "ping"})
     assert await next_of(desk.console, "pong")
+
+
+async def test_an_action_can_close_all_of_a_users_sockets_at_once(desk, alice):
+    """For an action that deactivates a user or changes their roles (no waiting for the timer)."""
+    from django.db import transaction
+
+    from portal.staff_access import close_user_sockets
+
+    def deactivate():
+        with transaction.atomic():
+            alice.is_active = False
+            alice.save(update_fields=["is_active"])
+            close_user_sockets(alice.pk, reason="account deactivated")
+
+    await sync(deactivate)
+    await nothing_more_reaches_the_staff_member(desk)
+    assert await sync(socket_closures) == ["sign-in ended: account deactivated"]
