@@ -131,3 +131,5 @@ class EventType(models.TextChoices):
         "Password or second factor change refused: own or privileged account"
     )
     PASSWORD_SET = "staff.password_set", _("Password set by an administrator")
+    ACCOUNT_DEACTIVATED = "staff.account_deactivated", _("Staff account deactivated")
+    ACCOUNT_ACTIVATED = "staff.account_activated", _("Staff account activated again")

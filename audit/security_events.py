@@ -43,4 +43,6 @@ SECURITY_EVENT_LEVELS: dict[str, int] = {
     EventType.ACCOUNT_CHANGE_EXPIRED: logging.WARNING,
     EventType.ACCOUNT_CHANGE_REFUSED: logging.WARNING,
     EventType.PASSWORD_SET: logging.WARNING,
+    EventType.ACCOUNT_DEACTIVATED: logging.WARNING,
+    EventType.ACCOUNT_ACTIVATED: logging.WARNING,
 }

@@ -29,7 +29,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from audit.events import Actor
+from audit.event_types import EventType
+from audit.events import Actor, record
 from portal import account_changes, client_ip, enrolment, role_changes
 from portal.admin_site import ReadOnlyAdmin
 from portal.models import (
@@ -40,6 +41,7 @@ from portal.models import (
     RoleChangeRequest,
 )
 from portal.roles import ROLE_LABELS
+from portal.staff_access import close_user_sockets
 
 User = get_user_model()
 MANAGE_FACTORS_PERMISSIONS = ("portal.administer_portal", "auth.change_user")
@@ -156,6 +158,20 @@ class PortalUserAdmin(UserAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.is_staff = True  # every account here is a staff account
+        if change and "is_active" in form.changed_data:
+            if obj.pk == request.user.pk:
+                raise PermissionDenied  # nobody locks themselves out, or back in
+            super().save_model(request, obj, form, change)
+            # The admin's change view is one transaction: the event commits with the change.
+            record(
+                event_type=(EventType.ACCOUNT_ACTIVATED if obj.is_active
+                            else EventType.ACCOUNT_DEACTIVATED),
+                actor=Actor.staff(request.user), ip=_ip(request),
+                details={"user": obj.get_username()},
+            )
+            if not obj.is_active:
+                close_user_sockets(obj.pk, reason="deactivated")
+            return
         super().save_model(request, obj, form, change)
 
     def get_urls(self):

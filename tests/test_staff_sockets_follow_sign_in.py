@@ -177,18 +177,21 @@ async def test_what_the_staff_member_does_on_the_live_socket_keeps_the_sign_in(d
     assert await next_of(desk.console, "pong")
 
 
-async def test_an_action_can_close_all_of_a_users_sockets_at_once(desk, alice):
-    """For an action that deactivates a user or changes their roles (no waiting for the timer)."""
-    from django.db import transaction
-
-    from portal.staff_access import close_user_sockets
+async def test_an_administrator_deactivating_the_account_closes_them_at_once(desk, alice, carol):
+    """Through the admin's user form: no waiting for the re-check (60 s here), and audited."""
+    from tests.test_role_changes import change_form
 
     def deactivate():
-        with transaction.atomic():
-            alice.is_active = False
-            alice.save(update_fields=["is_active"])
-            close_user_sockets(alice.pk, reason="account deactivated")
+        admin = Client()
+        sign_in_verified(admin, carol)
+        form = change_form(alice)
+        del form["is_active"]  # the box unticked
+        response = admin.post(reverse("admin:auth_user_change", args=[alice.pk]), form)
+        assert response.status_code == 302, response.content[:500]
 
     await sync(deactivate)
     await nothing_more_reaches_the_staff_member(desk)
-    assert await sync(socket_closures) == ["sign-in ended: account deactivated"]
+    assert await sync(socket_closures) == ["sign-in ended: deactivated"]
+    [event] = await sync(events, EventType.ACCOUNT_DEACTIVATED)
+    assert event.details["user"] == "alice"
+    assert event.actor_label == "carol"
