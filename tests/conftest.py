@@ -51,6 +51,10 @@ def _own_audit_files(settings, tmp_path, monkeypatch):
         monkeypatch.setenv(name, str(path))
     settings.AUDIT_ANCHOR_FILE = str(files["PORTAL_AUDIT_ANCHOR_FILE"])
     settings.AUDIT_HEAD_LOG = str(files["PORTAL_AUDIT_HEAD_LOG"])
+    # Like the fast password hashes: no fsync per audited commit on the shared test machine
+    # (tests/test_audit_chain.py switches it back on where the head log itself is tested).
+    settings.AUDIT_HEAD_LOG_FSYNC = False
+    monkeypatch.setenv("PORTAL_AUDIT_HEAD_LOG_FSYNC", "0")
     settings.STORAGES = {
         **settings.STORAGES,
         "audit_heads": {**settings.STORAGES["audit_heads"],

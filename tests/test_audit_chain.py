@@ -247,6 +247,7 @@ def anchor_file(settings) -> Path:
 
 @pytest.mark.django_db(transaction=True)
 def test_every_commit_appends_a_signed_head_that_chains_to_the_line_before(settings):
+    settings.AUDIT_HEAD_LOG_FSYNC = True  # as in production
     first = append(1)[0]
     with transaction.atomic():  # one transaction, two events: its head is the newer one
         append(2)
