@@ -24,6 +24,7 @@ from consent import actions
 from consent.forms import ConsentForm, KeyForm
 from consent.models import ConsentAcceptance, TermsVersion, control_granted
 from portal import client_ip
+from portal.permissions_policy import allow_display_capture
 from portal.rate_limit import customer_rate_limited
 from sessions_app import actions as session_actions
 from sessions_app import business_hours, key_attempts
@@ -194,6 +195,7 @@ def terms(request, session):
     return render(request, "consent/terms.html", context, status=status)
 
 
+@allow_display_capture
 @customer_page
 @require_GET
 def wait(request, session):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import holidays
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
 from portal.environment import (
     database_from_url,
@@ -87,6 +88,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "portal.client_ip.ForwardedProtoMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "portal.permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "portal.languages.LanguageMiddleware",
@@ -423,6 +426,22 @@ if TRUSTED_PROXIES:
     # portal.client_ip.ForwardedProtoMiddleware drops the header from any other peer).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# No inline scripts, styles or handlers anywhere: scripts, styles and connections (including
+# the live WebSockets, which 'self' covers) from our own origin only; images also from data:
+# and blob: URLs (the live screen and the player draw decoded tiles).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "blob:"],
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+    },
+}
 
 # --- Languages and time --------------------------------------------------------------------
 

@@ -10,9 +10,12 @@ Registered as a plugin in ``tests/conftest.py``, so every test can ask for these
     Playwright's sync API with ``/usr/bin/chromium`` (the Makefile installs it); a new
     context, and so new cookies, for every test.
 
-and import the helpers ``axe_violations(page)`` (axe-core's serious and critical findings on
-the current page), ``live_password(user)`` (a password the portal's processes can check) and
-``in_sync_thread(function, *args)`` (for code that uses ``async_to_sync``, see below)::
+and import the helpers ``wait_for(page, expression)`` (Playwright's ``wait_for_function``
+compiles its predicate in the page, which the Content-Security-Policy forbids; this polls
+through ``page.evaluate``, which it does not), ``axe_violations(page)`` (axe-core's serious
+and critical findings on the current page), ``live_password(user)`` (a password the portal's
+processes can check) and ``in_sync_thread(function, *args)`` (for code that uses
+``async_to_sync``, see below)::
 
     import pytest
     from tests.browser import axe_violations
@@ -198,16 +201,49 @@ def browser(playwright):
         chromium.close()
 
 
+def csp_violations(context) -> list[str]:
+    """Every Content-Security-Policy violation the context's pages report from now on
+    (``axe_violations`` drops those of axe's own styled probes)."""
+    found: list[str] = []
+
+    def note(message):
+        if "Content Security Policy" in message.text:
+            found.append(f"{message.location.get('url')}:{message.location.get('lineNumber')}: "
+                         f"{message.text}")
+
+    context.on("console", note)
+    context.csp_violations = found
+    return found
+
+
 @pytest.fixture
-def browser_context(browser):
-    """A fresh context for each test: no cookies, an English-speaking browser (en-US)."""
+def browser_context(request, browser):
+    """A fresh context for each test: no cookies, an English-speaking browser (en-US).
+
+    A test whose pages broke the Content-Security-Policy fails (the page would have lost a
+    script, a style or a connection in production too).
+    """
     context = browser.new_context(locale="en-US", timezone_id="Europe/Berlin")
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
+    violations = csp_violations(context)
     try:
         yield context
     finally:
         context.close()
+    if not _failed(request):
+        assert violations == [], violations
+
+
+def wait_for(page, expression: str, *, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Wait until ``expression`` (or the function it defines) is truthy in the page."""
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(100)
 
 
 @pytest.fixture
@@ -280,7 +316,11 @@ def axe_violations(
     kwargs = {"context": context}
     if options is not None:
         kwargs["options"] = options
+    found = getattr(page.context, "csp_violations", [])
+    before = len(found)
     response = Axe().run(page, **kwargs).response
+    page.wait_for_timeout(100)  # axe's console messages arrive
+    del found[before:]  # axe's own probes, not the page's
     wanted = set(impacts)
     return [
         Violation(

@@ -20,7 +20,7 @@ from audit.event_types import EventType
 from consent.models import ConsentEvent, ConsentEventKind
 from sessions_app import actions
 from sessions_app.models import ChatMessage, EndReason, SessionState
-from tests.browser import TIMEOUT_MS, axe_violations, in_sync_thread
+from tests.browser import TIMEOUT_MS, axe_violations, in_sync_thread, wait_for
 from tests.personas import PERSONAS, events, make_staff, sign_in_verified
 from tests.test_browser_customer import keyed_session, open_portal  # noqa: F401 - a fixture
 
@@ -92,7 +92,7 @@ def test_the_customer_shares_and_the_adviser_watches_chats_and_controls(
     live = staff.locator("#live")
     expect(live).to_have_attribute("data-connection", "open")
     expect(live).to_have_attribute("data-customer", "sharing")
-    staff.wait_for_function("document.getElementById('screen').width > 0")
+    wait_for(staff, "document.getElementById('screen').width > 0")
     expect(staff.locator("#screen-empty")).to_be_hidden()
     expect(live).not_to_have_attribute("data-tiles", "0")
     expect(staff.locator("#fig-size")).to_have_text(re.compile(r"^\d+ × \d+$"))
@@ -104,7 +104,7 @@ def test_the_customer_shares_and_the_adviser_watches_chats_and_controls(
     observer.goto(open_portal(f"/staff/observe/{session.reference}/"))
     watching = observer.locator("#live")
     expect(watching).to_have_attribute("data-connection", "open")
-    observer.wait_for_function("document.getElementById('screen').width > 0")
+    wait_for(observer, "document.getElementById('screen').width > 0")
     for absent in ("#chat-form", "#control-request", "#end-form"):
         expect(observer.locator(absent)).to_have_count(0)
     expect(page.locator("#observer-notice")).to_be_visible()
@@ -153,7 +153,7 @@ def test_the_customer_shares_and_the_adviser_watches_chats_and_controls(
     expect(share).to_have_attribute("data-state", "paused")
     page.locator("#share-resume").click()
     expect(live).to_have_attribute("data-customer", "sharing")
-    staff.wait_for_function(
+    wait_for(staff,
         f"Number(document.getElementById('live').dataset.keyframes) > {keyframes}"
     )
 

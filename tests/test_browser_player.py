@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from audit.event_types import EventType
 from sessions_app import actions
-from tests.browser import axe_violations, in_sync_thread, live_password
+from tests.browser import axe_violations, in_sync_thread, live_password, wait_for
 from tests.personas import events, totp_code, totp_device
 from tests.recordings import archived_recording
 from tests.sessions import wait_for_a_whole_slot
@@ -70,7 +70,7 @@ def colour(page, x, y):
 
 
 def wait_for_colour(page, x, y, name):
-    page.wait_for_function(
+    wait_for(page,
         f"""() => {{
             const [r, g, b] = ({PIXEL})([{x}, {y}]);
             const c = {{red: r, green: g, blue: b}}[{name!r}];
@@ -111,20 +111,20 @@ def test_a_compliance_officer_plays_a_recording_and_jumps_to_the_chat(
     expect(page.locator("#player-watermark")).to_have_text(re.compile(r"^bob · "))
     assert page.evaluate(WATERMARKED) > 200
     first_stamp = canvas.get_attribute("data-watermark")
-    page.wait_for_function(
+    wait_for(page,
         f"document.getElementById('player-canvas').dataset.watermark !== {first_stamp!r}"
     )  # it runs with the clock
 
     page.locator("#player-play").click()
     expect(player).to_have_attribute("data-state", "playing")
-    page.wait_for_function("Number(document.getElementById('player').dataset.positionUs) > 300000")
+    wait_for(page, "Number(document.getElementById('player').dataset.positionUs) > 300000")
     assert "red" in colour(page, 10, 10)
 
     # A click on the chat line jumps there: the green keyframe at 10 s, the blue tile on it.
     entry = page.locator(".timeline-entry", has_text="Bitte klicken Sie auf Überweisung.")
     expect(entry).to_contain_text("0:12")
     entry.click()
-    page.wait_for_function(
+    wait_for(page,
         "(() => { const p = Number(document.getElementById('player').dataset.positionUs);"
         " return p >= 12000000 && p < 16000000; })()"
     )

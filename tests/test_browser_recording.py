@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from audit.event_types import EventType
 from recordings.models import Recording, RecordingState
-from tests.browser import axe_violations, in_sync_thread
+from tests.browser import axe_violations, in_sync_thread, wait_for
 from tests.personas import PERSONAS, events, make_staff
 from tests.processes import ROOT, celery_worker, child_env, stop, wait_until
 from tests.test_browser_customer import keyed_session, shipped_terms
@@ -76,7 +76,7 @@ def test_a_live_session_is_recorded_archived_played_back_and_verified(
     staff.goto(portal(f"/staff/sessions/{session.reference}/live"))
     live = staff.locator("#live")
     expect(live).to_have_attribute("data-customer", "sharing")
-    staff.wait_for_function("document.getElementById('screen').width > 0")
+    wait_for(staff, "document.getElementById('screen').width > 0")
     page.locator("#chat-text").fill(QUESTION)
     page.locator("#chat-text").press("Enter")
     expect(staff.locator("#chat-lines")).to_contain_text(QUESTION)
@@ -101,18 +101,18 @@ def test_a_live_session_is_recorded_archived_played_back_and_verified(
     reviewer.goto(portal(f"/admin/recordings/recording/{recording.pk}/play/"))
     player = reviewer.locator("#player")
     expect(player).to_have_attribute("data-state", "paused")
-    reviewer.wait_for_function("document.getElementById('player-canvas').width > 0")
+    wait_for(reviewer, "document.getElementById('player-canvas').width > 0")
     expect(reviewer.locator("#player-canvas")).to_have_attribute(
         "data-watermark", re.compile(r"^bob · "))
     entry = reviewer.locator(".timeline-entry", has_text=QUESTION)
     entry.click()
     asked_at = next(e["at_us"] for e in recording.timeline if e.get("text") == QUESTION)
-    reviewer.wait_for_function(
+    wait_for(reviewer,
         f"Number(document.getElementById('player').dataset.positionUs) >= {asked_at}"
     )
     # The picture at that moment is the customer's shared tab: its size, and not blank.
     [(width, height)] = recorded_screens(recording)
-    reviewer.wait_for_function(  # the keyframe is decoded and drawn a moment after the jump
+    wait_for(reviewer,  # the keyframe is decoded and drawn a moment after the jump
         f"document.getElementById('player-canvas').width === {width} &&"
         f" document.getElementById('player-canvas').height === {height}"
     )
