@@ -8,7 +8,6 @@ the published terms and ``PORTAL_RECORDING_RETENTION`` disagreeing, see ``consen
 from __future__ import annotations
 
 import logging
-import sys
 
 from django.conf import settings
 from django.core import checks
@@ -41,10 +40,6 @@ def trusted_proxies_check(app_configs=None, **kwargs) -> list[checks.CheckMessag
 
 def check_at_start() -> None:
     """Run the start checks with the database; log warnings, refuse to start on errors."""
-    if "pytest" in sys.modules:
-        # A test module imports the application before any test may use the database; the
-        # tests start real daphne processes to see these checks (tests/test_deployment.py).
-        return
     if not settings.DEBUG and not settings.TRUSTED_PROXIES:
         logger.warning(NO_TRUSTED_PROXIES)
     messages = start_checks.run_checks(databases=["default"])

@@ -130,3 +130,15 @@ async def thread_connections_closed():
 
     yield
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(autouse=True)
+def _own_channel_layer():
+    """Each test gets a channel layer instance of its own: a socket that a failed test left
+    waiting would otherwise hold channels-redis's receive lock, bound to that test's event loop,
+    and fail every later test (and leave the in-memory layer's messages behind)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
