@@ -302,6 +302,11 @@ LIVE_MAX_SESSION_BYTES = env_int("PORTAL_LIVE_MAX_SESSION_BYTES", 4 * 1024**3,
                                  minimum=16 * 1024 * 1024)
 STAFF_SOCKET_RECHECK_SECONDS = env_int("PORTAL_STAFF_SOCKET_RECHECK_SECONDS", 20, minimum=1,
                                        maximum=300)
+# How often every live socket re-reads its session's state from the database: the channel
+# layer's news reaches only the sockets of its own process on the in-memory layer (a Celery
+# task's "connection lost" included), the database reaches them all.
+LIVE_STATE_RECHECK_SECONDS = env_int("PORTAL_LIVE_STATE_RECHECK_SECONDS", 2, minimum=1,
+                                     maximum=60)
 if LIVE_MAX_BYTES_PER_SECOND * 2 < LIVE_MAX_MESSAGE_BYTES:
     raise fail("PORTAL_LIVE_MAX_BYTES_PER_SECOND",
                "must be at least half of PORTAL_LIVE_MAX_MESSAGE_BYTES, or a keyframe could "

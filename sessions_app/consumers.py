@@ -22,6 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.cache import cache
 
+from audit.event_types import EventType
 from audit.events import Actor
 from consent import actions as consent_actions
 from consent.models import control_granted
@@ -31,7 +32,12 @@ from portal.staff_sockets import SignInWatch
 from recordings import actions as recording_actions
 from recordings import format as recording
 from sessions_app import actions, protocol
-from sessions_app.live import session_group
+from sessions_app.live import (
+    customer_lost_message,
+    grace_ends_at,
+    grace_fields,
+    session_group,
+)
 from sessions_app.models import ChatMessage, InvalidTransition, SessionState, SupportSession
 
 RUN_SESSIONS = "portal.run_sessions"
@@ -130,7 +136,18 @@ def _live_state(session: SupportSession) -> dict:
     return {"state": session.state, "paused": session.sharing_paused,
             "control": control_granted(session),
             "control_pending": consent_actions.control_pending(session),
-            "customer_present": bool(session.customer_channel)}
+            "customer_present": bool(session.customer_channel),
+            **grace_fields(grace_ends_at(state=session.state,
+                                         customer_channel=session.customer_channel,
+                                         customer_lost_at=session.customer_lost_at))}
+
+
+@database_sync_to_async
+def _session_now(session_id: int) -> dict | None:
+    """What the state re-check reads: one row by primary key, four columns."""
+    return SupportSession.objects.filter(pk=session_id).values(
+        "state", "customer_channel", "customer_lost_at", "end_reason"
+    ).first()
 
 
 def limits() -> dict:
@@ -190,6 +207,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.paused = False
         self.control = False
         self.input_stopped_at = 0.0
+        self.customer_present = False
         await super().websocket_connect(message)
 
     # --- Sending and refusing ---------------------------------------------------------------
@@ -312,6 +330,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if self.control and not message["granted"]:
                 self.input_stopped_at = time.monotonic()
             self.control = message["granted"]
+        elif message["type"] == "peer" and message["role"] == "customer":
+            self.customer_present = message["present"]
         if not await self.before_forward(message):
             return
         await self.send_json(message)
@@ -325,12 +345,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """A hook for what a socket does once it has passed a session message on."""
 
     async def session_state(self, event: dict) -> None:
-        """From sessions_app.live: the session changed state; once over, every socket closes."""
+        """From sessions_app.live (or the state re-check): the session changed state; once
+        over, every socket closes."""
         state = event["data"]["state"]
         if state != SessionState.ACTIVE and not self.closing:
             self.ended = True
             self.closing = True
-            reason = await database_sync_to_async(
+            reason = event["data"].get("end_reason") or await database_sync_to_async(
                 lambda: SupportSession.objects.filter(pk=self.session.pk)
                 .values_list("end_reason", flat=True).first()
             )()
@@ -340,6 +361,48 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def stop_recording(self, reason: str) -> None:
         """Only the customer's socket records (see CustomerConsumer)."""
+
+    # --- The session's state, re-read from the database -------------------------------------
+    # The channel layer's news is fast but reaches only the sockets it can: on the in-memory
+    # layer, nothing a Celery worker (or another daphne) does. So every socket of a session
+    # also re-reads the session's row on a timer, off the relay's hot path, and acts on what it
+    # finds as it would on the channel layer's message.
+
+    def watch_session(self) -> None:
+        """Start the re-check, once the socket has joined its session."""
+        self.session_watch = asyncio.ensure_future(self._recheck_session_periodically())
+
+    def stop_watching_session(self) -> None:
+        watch = getattr(self, "session_watch", None)
+        if watch is not None:
+            watch.cancel()
+
+    async def _recheck_session_periodically(self) -> None:
+        try:
+            while not self.closing:
+                await asyncio.sleep(settings.LIVE_STATE_RECHECK_SECONDS)
+                if self.closing:
+                    return
+                try:
+                    now = await _session_now(self.session.pk)
+                except Exception:  # the database away for a moment: try again next time
+                    logger.exception("live socket (%s): re-reading the session failed",
+                                     self.role)
+                    continue
+                await self.session_seen(now or {"state": SessionState.ENDED})
+        except asyncio.CancelledError:
+            pass
+        except Exception as error:  # a task of its own: nothing may escape here either
+            await self.unexpected(error, "session watch")
+
+    async def session_seen(self, now: dict) -> None:
+        """What the re-check read: an ended session ends this socket as ``session.state``
+        would."""
+        if now["state"] != SessionState.ACTIVE:
+            await self.session_state({"type": "session.state", "data": {
+                "session": self.session.reference, "state": now["state"],
+                "end_reason": now.get("end_reason", ""),
+            }})
 
 
 class ViewerMixin:
@@ -467,6 +530,7 @@ class CustomerConsumer(LiveConsumer):
         if not await self.start_recording():
             return
         await self.join(session_group(self.session.pk), customer_group(self.session.pk))
+        self.watch_session()
         state = await _live_state(self.session)
         self.paused, self.control = state["paused"], state["control"]
         await self.send_json({
@@ -556,6 +620,7 @@ class CustomerConsumer(LiveConsumer):
         # refuse the customer's reconnect (4409) and the "connection lost" rule would not run.
         if getattr(self, "watch", None):
             self.watch.cancel()
+        self.stop_watching_session()
         await self.guarded(self.stop_recording("disconnected" if not self.ended else "ended"))
         if self.session is not None:
             if self.unflushed_bytes:
@@ -564,8 +629,9 @@ class CustomerConsumer(LiveConsumer):
                 session=self.session, channel=self.channel_name, ip=self.ip
             ))
             if not self.ended:
-                await self.guarded(self.broadcast({"type": "peer", "role": "customer",
-                                                   "present": False}))
+                # With the grace period's deadline, if this started it (the action re-read
+                # the session): the viewers count down to "connection lost".
+                await self.guarded(self.broadcast(customer_lost_message(self.session)))
         await self.guarded(super().disconnect(code))
 
     async def receive_screen(self, data: bytes) -> None:
@@ -676,7 +742,10 @@ class StaffConsumer(SignInWatch, ViewerMixin, LiveConsumer):
         await self.join(session_group(self.session.pk), viewers_group(self.session.pk))
         state = await _live_state(self.session)
         self.paused, self.control = state["paused"], state["control"]
+        self.customer_present = state["customer_present"]
         await database_sync_to_async(self.audit_join)()
+        self.connected_at = time.monotonic()
+        self.watch_session()
         await self.send_json({
             "type": "welcome", "protocol": protocol.PROTOCOL_VERSION, "role": self.role,
             "session": self.session.reference, **state, **limits(),
@@ -696,17 +765,33 @@ class StaffConsumer(SignInWatch, ViewerMixin, LiveConsumer):
         ).first()
 
     def audit_join(self) -> None:
-        from django.db import transaction
+        self.session.audit(EventType.LIVE_CONNECTED, by=self.actor(), ip=self.ip,
+                           role=self.role)
 
-        from audit.event_types import EventType
-
-        with transaction.atomic():
-            self.session.audit(EventType.LIVE_CONNECTED, by=self.actor(), ip=self.ip,
-                               role=self.role)
+    def audit_leave(self, code: int | None) -> None:
+        # How long someone watched: from the join (audited) to the close.
+        self.session.audit(EventType.LIVE_DISCONNECTED, by=self.actor(), ip=self.ip,
+                           role=self.role, close_code=code,
+                           connected_seconds=round(time.monotonic() - self.connected_at, 1))
 
     async def after_message(self, message: dict) -> None:
         if message["type"] == "peer" and message["role"] == "customer" and message["present"]:
             await self.customer_arrived()
+
+    async def session_seen(self, now: dict) -> None:
+        """Besides the end: the customer's connection lost or back, as the customer's socket
+        would have told (it may be on another daphne process)."""
+        await super().session_seen(now)
+        present = bool(now["customer_channel"])
+        if self.closing or present == self.customer_present:
+            return
+        message = {"type": "peer", "role": "customer", "present": present}
+        if not present:
+            message.update(grace_fields(grace_ends_at(
+                state=now["state"], customer_channel=now["customer_channel"],
+                customer_lost_at=now["customer_lost_at"],
+            )))
+        await self.live_message({"type": "live.message", "message": message, "exclude": ""})
 
     async def announce(self, present: bool) -> None:
         await self.broadcast({"type": "peer", "role": self.role, "present": present,
@@ -714,9 +799,12 @@ class StaffConsumer(SignInWatch, ViewerMixin, LiveConsumer):
 
     async def disconnect(self, code):
         await self.guarded(self.stop_watching_sign_in())
+        self.stop_watching_session()
         if getattr(self, "session", None) is not None and getattr(self, "user", None) is not None:
             if not self.ended:
                 await self.guarded(self.announce(False))
+            if getattr(self, "connected_at", None) is not None:
+                await self.guarded(database_sync_to_async(self.audit_leave)(code))
         await super().disconnect(code)
 
     async def before_client_message(self, message: dict) -> bool:

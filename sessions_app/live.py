@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timedelta
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 
 def staff_group(user_id: int) -> str:
@@ -36,3 +41,29 @@ def session_changed(session) -> None:
             async_to_sync(layer.group_send)(group, message)
 
     transaction.on_commit(send)
+
+
+def grace_ends_at(*, state: str, customer_channel: str,
+                  customer_lost_at: datetime | None) -> datetime | None:
+    """When a running session ends as "connection lost" unless its customer comes back; None
+    while the customer is connected (or never was)."""
+    if state != "active" or customer_channel or customer_lost_at is None:
+        return None
+    return customer_lost_at + timedelta(seconds=settings.LIVE_GRACE_SECONDS)
+
+
+def grace_fields(ends_at: datetime | None) -> dict:
+    """The grace period's deadline for a message: ``grace_ends_at`` (ISO time) and
+    ``grace_seconds`` (seconds left, for a countdown that does not trust the client's clock)."""
+    if ends_at is None:
+        return {}
+    left = (ends_at - timezone.now()).total_seconds()
+    return {"grace_ends_at": ends_at.isoformat(), "grace_seconds": max(0, math.ceil(left))}
+
+
+def customer_lost_message(session) -> dict:
+    """``peer`` for the customer's lost connection, with the grace period's deadline."""
+    return {"type": "peer", "role": "customer", "present": False,
+            **grace_fields(grace_ends_at(state=session.state,
+                                         customer_channel=session.customer_channel,
+                                         customer_lost_at=session.customer_lost_at))}

@@ -51,6 +51,10 @@
   let ackedSeq = -1;
   let paused = false;
   let customerPresent = false;
+  // While the customer is away: when the session ends as "connection lost" (performance.now()
+  // milliseconds, from the server's grace_seconds, so the page's clock does not matter).
+  let graceEndsAt = 0;
+  let graceTimer = 0;
   const observers = new Map();
   const stats = { tiles: 0, bytes: 0, latency: 0, samples: 0, totalTiles: 0, keyframes: 0 };
 
@@ -61,10 +65,30 @@
   }
 
   function setCustomer() {
-    const state = !customerPresent ? "absent" : paused ? "paused" : "sharing";
+    const lost = !customerPresent && graceEndsAt > 0 && !ended;
+    const state = lost ? "lost" : !customerPresent ? "absent" : paused ? "paused" : "sharing";
     root.dataset.customer = state;
-    el.customer.textContent = text("customer-" + state);
+    if (lost) {
+      const seconds = Math.max(0, Math.ceil((graceEndsAt - performance.now()) / 1000));
+      root.dataset.graceSeconds = String(seconds);
+      el.customer.textContent = text("customer-lost").replace("%(seconds)s", String(seconds));
+    } else {
+      delete root.dataset.graceSeconds;
+      el.customer.textContent = text("customer-" + state);
+    }
     updateControls();
+  }
+
+  // The grace period: count down from the server's deadline until the customer is back or the
+  // session has ended (the server says which; the countdown only shows it).
+  function setGrace(seconds) {
+    clearInterval(graceTimer);
+    graceTimer = 0;
+    graceEndsAt = 0;
+    if (typeof seconds === "number" && !ended) {
+      graceEndsAt = performance.now() + seconds * 1000;
+      graceTimer = setInterval(setCustomer, 1000);
+    }
   }
 
   function setControl(state) {
@@ -135,6 +159,8 @@
     ended = true;
     open = false;
     clearInterval(heartbeatTimer);
+    setGrace(null);
+    if (root.dataset.customer === "lost") setCustomer();
     setConnection("ended");
     el.endedReason.textContent = reason || "";
     el.ended.hidden = false;
@@ -151,6 +177,7 @@
         heartbeatTimer = setInterval(function () { sendJson({ type: "heartbeat" }); }, heartbeatMs);
         paused = Boolean(message.paused);
         customerPresent = Boolean(message.customer_present);
+        setGrace(customerPresent ? null : message.grace_seconds);
         el.chatLines.textContent = "";
         (message.chat || []).forEach(addChatLine);
         setConnection("open");
@@ -179,6 +206,7 @@
   function peer(message) {
     if (message.role === "customer") {
       customerPresent = Boolean(message.present);
+      setGrace(customerPresent ? null : message.grace_seconds);
       if (customerPresent) {
         drawnSeq = -1; // a new connection numbers its tiles afresh
         ackedSeq = -1;
