@@ -71,7 +71,7 @@
     if (lost) {
       const seconds = Math.max(0, Math.ceil((graceEndsAt - performance.now()) / 1000));
       root.dataset.graceSeconds = String(seconds);
-      el.customer.textContent = text("customer-lost").replace("%(seconds)s", String(seconds));
+      el.customer.textContent = text("customer-lost").replace("{seconds}", String(seconds));
     } else {
       delete root.dataset.graceSeconds;
       el.customer.textContent = text("customer-" + state);
