@@ -181,3 +181,65 @@ def test_the_customer_shares_and_the_adviser_watches_chats_and_controls(
     assert events(EventType.LIVE_REFUSED) == []  # no socket or message was refused
     assert verify_chain().intact
     print(f"admission to the end of the live session in {elapsed:.1f} s")
+
+
+@pytest.fixture
+def rechecking_portal(request, monkeypatch):
+    """The portal's daphne re-reading live sessions every second (the default is 2)."""
+    monkeypatch.setenv("PORTAL_LIVE_STATE_RECHECK_SECONDS", "1")
+    return request.getfixturevalue("open_portal")
+
+
+def test_the_adviser_sees_the_grace_countdown_and_the_end_made_by_another_process(
+    rechecking_portal, browser, alice
+):
+    """The customer's connection and the session's end come from outside the page's daphne
+    (another process, a Celery worker): the page learns both from the database, in German."""
+    portal = rechecking_portal
+    session = in_sync_thread(_active_with_a_customer_elsewhere, alice)
+
+    cookie = in_sync_thread(signed_in_session, alice)
+    context = browser.new_context(locale="de-DE", timezone_id="Europe/Berlin")
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_cookies([
+        {"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": portal.url},
+        {"name": settings.LANGUAGE_COOKIE_NAME, "value": "de", "url": portal.url},
+    ])
+    staff = context.new_page()
+    staff.goto(portal(f"/staff/sessions/{session.reference}/live"))
+    live = staff.locator("#live")
+    expect(live).to_have_attribute("data-connection", "open")
+    expect(live).to_have_attribute("data-customer", "sharing")
+
+    in_sync_thread(actions.disconnect_customer, session=session, channel="elsewhere")
+    expect(live).to_have_attribute("data-customer", "lost")
+    status = staff.locator("#status-customer")
+    expect(status).to_have_text(re.compile(r"^Kunde getrennt – die Sitzung endet in \d+ s$"))
+    first = int(live.get_attribute("data-grace-seconds"))
+    assert settings.LIVE_GRACE_SECONDS - 3 <= first <= settings.LIVE_GRACE_SECONDS
+    wait_for(staff, f"Number(document.getElementById('live').dataset.graceSeconds) < {first}")
+
+    session.refresh_from_db()
+    assert in_sync_thread(actions.end_if_still_lost, session.pk, lost_at=session.customer_lost_at)
+    expect(live).to_have_attribute("data-connection", "ended")
+    expect(staff.locator("#ended-box")).to_be_visible()
+    expect(status).not_to_contain_text("Kunde getrennt")
+    for control in ("#chat-text", "#control-request", "#end-form button"):
+        expect(staff.locator(control)).to_be_disabled()
+
+
+def _active_with_a_customer_elsewhere(adviser):
+    """An admitted customer whose connection another daphne process holds."""
+    from consent import actions as consent_actions
+    from consent.models import TermsVersion
+    from tests.sessions import wait_for_a_whole_slot, waiting_customer
+
+    session = waiting_customer(adviser, minutes=wait_for_a_whole_slot())
+    consent_actions.give_consent(
+        session=session, terms_id=TermsVersion.objects.current("de").pk, language="de",
+        answers=consent_actions.Answers(True, True, True, False), ip=None,
+    )
+    actions.admit_customer(session=session, by_user=adviser)
+    session.refresh_from_db()
+    actions.connect_customer(token=actions.issue_live_token(session=session), channel="elsewhere")
+    return session
