@@ -438,11 +438,17 @@
     cursor = { segment: 0, index: 0 };
     prefetch(1);
     advance(0);
-    setState("paused");
-    status("");
-    el.play.disabled = false;
-    updateButton();
-  }, fail);
+    // Decoding is asynchronous: "paused" promises the first picture, so wait until it is drawn
+    // (on a busy machine the page was otherwise "paused" on the empty 640×360 canvas).
+    return drawing.then(function () {
+      if (startGeneration !== generation) return;
+      if (dirty) render();
+      setState("paused");
+      status("");
+      el.play.disabled = false;
+      updateButton();
+    });
+  }).catch(fail);
 })();
 
 // The recording's page: while an export is queued or running, poll its progress every 2 s.
