@@ -67,7 +67,7 @@ class TermsVersionAdmin(admin.ModelAdmin):
                 raise PermissionDenied
             try:
                 actions.publish_terms(terms=terms, by_user=request.user,
-                                      ip=client_ip.for_request(request).ip)
+                                      ip=client_ip.of(request))
             except actions.ConsentRefused as refused:
                 messages.error(request, str(refused))
             else:

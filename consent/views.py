@@ -37,10 +37,6 @@ CUSTOMER_SESSION = "customer_support_session"
 HELP_CODE = "customer_key_help_code"
 
 
-def _ip(request) -> str | None:
-    return client_ip.for_request(request).ip
-
-
 def _user_agent(request) -> str:
     return request.META.get("HTTP_USER_AGENT", "")[:300]
 
@@ -85,7 +81,7 @@ def adviser_name(session: SupportSession) -> str:
 def landing(request):
     """What remote support is, the opening hours, and the form for the key."""
     form = KeyForm(request.POST or None)
-    ip = _ip(request)
+    ip = client_ip.of(request)
     status, help_code = 200, None
     if request.method == "POST" and form.is_valid():
         attempt = key_attempts.claim(ip, help_code=request.session.get(HELP_CODE))
@@ -180,7 +176,7 @@ def terms(request, session):
                     accepted_terms=data["accepted_terms"], it_permission=data["it_permission"],
                     share_screen=data["share_screen"], full_control=data["full_control"],
                 ),
-                ip=_ip(request), user_agent=_user_agent(request),
+                ip=client_ip.of(request), user_agent=_user_agent(request),
             )
         except actions.TermsReplaced as replaced:
             # Start afresh on the new text: no box of the old one carries over.
@@ -220,7 +216,7 @@ def status(request, session):
 def live_token(request, session):
     """A single-use token for the live socket, for the bound browser of an active session."""
     try:
-        token = session_actions.issue_live_token(session=session, ip=_ip(request))
+        token = session_actions.issue_live_token(session=session, ip=client_ip.of(request))
     except session_actions.SessionRuleError as refused:
         return JsonResponse({"error": str(refused)}, status=409)
     return JsonResponse({"token": token, "socket": "/ws/live/customer/"})
@@ -233,7 +229,7 @@ def end(request, session):
     if session.state in (SessionState.CUSTOMER_WAITING, SessionState.ACTIVE):
         try:
             actions.end_by_customer(
-                session=session, ip=_ip(request),
+                session=session, ip=client_ip.of(request),
                 adviser_not_recognised=request.POST.get("reason") == "adviser_not_recognised",
             )
         except session_actions.InvalidTransition:

@@ -69,10 +69,6 @@ DIRECT_STEPS = {
 }
 
 
-def _ip(request) -> str | None:
-    return client_ip.for_request(request).ip
-
-
 for model in (User, Group, TOTPDevice, StaticDevice):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
@@ -166,7 +162,7 @@ class PortalUserAdmin(UserAdmin):
             record(
                 event_type=(EventType.ACCOUNT_ACTIVATED if obj.is_active
                             else EventType.ACCOUNT_DEACTIVATED),
-                actor=Actor.staff(request.user), ip=_ip(request),
+                actor=Actor.staff(request.user), ip=client_ip.of(request),
                 details={"user": obj.get_username()},
             )
             if not obj.is_active:
@@ -209,7 +205,7 @@ class PortalUserAdmin(UserAdmin):
             return None
         if request.method == "POST":
             account_changes.record_refusal(
-                user=subject, by_user=request.user, step=step, ip=_ip(request),
+                user=subject, by_user=request.user, step=step, ip=client_ip.of(request),
                 reason="own account" if own else "privileged account",
             )
         if own is not None:
@@ -245,7 +241,7 @@ class PortalUserAdmin(UserAdmin):
                 response = super().user_change_password(request, id, form_url)
                 if request.method == "POST" and response.status_code == 302:
                     account_changes.record_password_set(user=subject, by_user=request.user,
-                                                        ip=_ip(request))
+                                                        ip=client_ip.of(request))
         if became_privileged:
             return self._refuse_direct_step(request, subject, "password")
         return response
@@ -263,7 +259,8 @@ class PortalUserAdmin(UserAdmin):
         if form.is_valid():
             try:
                 account_changes.request_account_change(
-                    user=subject, by_user=request.user, ip=_ip(request), **form.cleaned_data
+                    user=subject, by_user=request.user, ip=client_ip.of(request),
+                    **form.cleaned_data,
                 )
             except account_changes.AccountChangeRefused as refused:
                 messages.error(request, str(refused))
@@ -288,7 +285,7 @@ class PortalUserAdmin(UserAdmin):
         if request.method == "POST":
             try:
                 issued = enrolment.issue_code(user=subject, by=Actor.staff(request.user),
-                                              ip=_ip(request))
+                                              ip=client_ip.of(request))
             except enrolment.EnrolmentRefused as refused:
                 messages.error(request, str(refused))
                 return redirect("admin:auth_user_change", subject.pk)
@@ -318,7 +315,7 @@ class PortalUserAdmin(UserAdmin):
         if request.method == "POST":
             try:
                 enrolment.reset_second_factor(user=subject, by=Actor.staff(request.user),
-                                              ip=_ip(request))
+                                              ip=client_ip.of(request))
             except enrolment.EnrolmentRefused as refused:
                 messages.error(request, str(refused))
             else:
@@ -345,7 +342,8 @@ class PortalUserAdmin(UserAdmin):
         if form.is_valid():
             try:
                 change_request = role_changes.request_role_change(
-                    user=subject, by_user=request.user, ip=_ip(request), **form.cleaned_data
+                    user=subject, by_user=request.user, ip=client_ip.of(request),
+                    **form.cleaned_data,
                 )
             except role_changes.RoleChangeRefused as refused:
                 messages.error(request, str(refused))
@@ -441,7 +439,7 @@ class RoleChangeRequestAdmin(ReadOnlyAdmin):
             else:
                 try:
                     done = action(change_request=change_request, by_user=request.user,
-                                  ip=_ip(request))
+                                  ip=client_ip.of(request))
                 except role_changes.RoleChangeRefused as refused:
                     messages.error(request, str(refused))
                 else:

@@ -26,7 +26,7 @@ def customer_rate_limited(view):
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
-        ip = client_ip.for_request(request).ip
+        ip = client_ip.of(request)
         if not allow(ip, limit=settings.CUSTOMER_REQUESTS_PER_MINUTE, bucket="customer"):
             response = render(
                 request, "portal/too_many.html",

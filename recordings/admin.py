@@ -240,7 +240,7 @@ class RecordingAdmin(ReadOnlyAdmin):
             try:
                 actions.request_export(recording=recording, by_user=request.user,
                                        reason=form.cleaned_data["reason"],
-                                       ip=client_ip.for_request(request).ip)
+                                       ip=client_ip.of(request))
             except actions.RecordingRuleError as refused:
                 form.add_error("reason", str(refused))
             else:
@@ -308,7 +308,7 @@ class RecordingAdmin(ReadOnlyAdmin):
                 changed = actions.set_legal_hold(recording=recording, hold=hold,
                                                  reason=form.cleaned_data["reason"],
                                                  by_user=request.user,
-                                                 ip=client_ip.for_request(request).ip)
+                                                 ip=client_ip.of(request))
             except actions.RecordingRuleError as refused:
                 form.add_error("reason", str(refused))
             else:

@@ -53,10 +53,6 @@ def opening_message(closed: business_hours.OutsideOpeningHours) -> str:
     return _("Outside opening hours. The service opens next on %(when)s.") % {"when": when}
 
 
-def _ip(request) -> str | None:
-    return client_ip.for_request(request).ip
-
-
 def _session_for(request, reference: str) -> SupportSession:
     """The session, if the staff member may see it; otherwise 404, audited."""
     session = (
@@ -121,7 +117,7 @@ def console(request):
                 call_note=form.cleaned_data["call_note"],
                 slot_start=start,
                 slot_end=end,
-                ip=_ip(request),
+                ip=client_ip.of(request),
             )
         except business_hours.OutsideOpeningHours as closed:
             form.add_error(None, opening_message(closed))
@@ -191,7 +187,7 @@ def issue_key(request, reference: str):
         try:
             plain, _key = actions.issue_key(
                 session=session, by_user=request.user,
-                lifetime_minutes=form.cleaned_data["lifetime"], ip=_ip(request),
+                lifetime_minutes=form.cleaned_data["lifetime"], ip=client_ip.of(request),
             )
         except actions.NotYourSession as refusal:
             _refuse_not_yours(request, session, refusal)
@@ -216,7 +212,8 @@ def lift_key_block(request, reference: str):
     session = _session_for(request, reference)
     try:
         actions.lift_key_block(session=session, by_user=request.user,
-                               help_code=request.POST.get("help_code", "")[:40], ip=_ip(request))
+                               help_code=request.POST.get("help_code", "")[:40],
+                               ip=client_ip.of(request))
     except actions.NotYourSession as refusal:
         _refuse_not_yours(request, session, refusal)
     except actions.SessionRuleError as refusal:
@@ -251,7 +248,7 @@ def step(request, reference: str, step: str):
     act, done = STEPS[step]
     session = _session_for(request, reference)
     try:
-        act(session=session, by_user=request.user, ip=_ip(request))
+        act(session=session, by_user=request.user, ip=client_ip.of(request))
     except actions.NotYourSession as refusal:
         _refuse_not_yours(request, session, refusal)
     except InvalidTransition as refusal:
