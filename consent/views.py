@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
@@ -128,10 +127,9 @@ def landing(request):
 def _refuse_key_entry(request, form: KeyForm, attempt: key_attempts.Attempt) -> str:
     """Too many wrong keys: say so calmly, audit it, and give the browser its help code."""
     if key_attempts.should_audit_refusal(attempt):
-        with transaction.atomic():
-            record(event_type=EventType.KEY_REDEMPTION_THROTTLED,
-                   actor=Actor.anonymous("customer"), ip=attempt.ip,
-                   details={"limit": attempt.refused, "user_agent": _user_agent(request)})
+        record(event_type=EventType.KEY_REDEMPTION_THROTTLED,
+               actor=Actor.anonymous("customer"), ip=attempt.ip,
+               details={"limit": attempt.refused, "user_agent": _user_agent(request)})
     minutes = key_attempts.wait_minutes(attempt.refused)
     if attempt.refused == key_attempts.Refusal.GLOBAL:
         form.add_error(None, _(

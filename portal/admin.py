@@ -40,11 +40,10 @@ from portal.models import (
     RoleChange,
     RoleChangeRequest,
 )
-from portal.roles import ROLE_LABELS
+from portal.roles import MANAGE_ACCOUNTS, RESET_SECOND_FACTOR, ROLE_LABELS
 from portal.staff_access import close_user_sockets
 
 User = get_user_model()
-MANAGE_FACTORS_PERMISSIONS = ("portal.administer_portal", "auth.change_user")
 
 
 class RoleChangeForm(forms.Form):
@@ -184,7 +183,7 @@ class PortalUserAdmin(UserAdmin):
 
     def _subject(self, request, pk: int, *permissions: str):
         user = get_object_or_404(User, pk=pk)
-        if not (request.user.has_perms((*MANAGE_FACTORS_PERMISSIONS, *permissions))
+        if not (request.user.has_perms((*MANAGE_ACCOUNTS, *permissions))
                 and self.has_change_permission(request, user)):
             raise PermissionDenied
         return user
@@ -307,8 +306,7 @@ class PortalUserAdmin(UserAdmin):
 
     def reset_factor_view(self, request, pk: int):
         """Delete someone's authenticator and backup codes, after a lost or replaced phone."""
-        subject = self._subject(request, pk, "otp_totp.delete_totpdevice",
-                                "otp_static.delete_staticdevice")
+        subject = self._subject(request, pk, *RESET_SECOND_FACTOR)
         refused = self._refuse_direct_step(request, subject, "second-factor-reset")
         if refused is not None:
             return refused

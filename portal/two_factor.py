@@ -117,13 +117,12 @@ def _refused_by_throttle(request, *, username: str, actor: Actor, step: str) -> 
     limit = throttle.claim_attempt(username=username, ip=client_ip.of(request))
     if limit is None:
         return False
-    with transaction.atomic():
-        record_for_request(
-            request,
-            event_type=EventType.SIGNIN_THROTTLED,
-            actor=actor,
-            details={"username": username[:150], "step": step, "limit": limit},
-        )
+    record_for_request(
+        request,
+        event_type=EventType.SIGNIN_THROTTLED,
+        actor=actor,
+        details={"username": username[:150], "step": step, "limit": limit},
+    )
     return True
 
 
@@ -152,13 +151,12 @@ def check_password(*, request, username: str, password: str) -> PasswordCheck:
         throttle.release_attempt(username=username, ip=client_ip.of(request))
         return PasswordCheck(Outcome.OK, user=user)
     reason = _password_failure_reason(username, user)
-    with transaction.atomic():
-        record_for_request(
-            request,
-            event_type=EventType.PASSWORD_FAILED,
-            actor=actor,
-            details={"username": username[:150], "reason": reason},
-        )
+    record_for_request(
+        request,
+        event_type=EventType.PASSWORD_FAILED,
+        actor=actor,
+        details={"username": username[:150], "reason": reason},
+    )
     return PasswordCheck(Outcome.WRONG)
 
 
@@ -417,15 +415,14 @@ def check_reauthentication(*, request, user: AbstractBaseUser, password: str) ->
         throttle.release_attempt(username=username, ip=client_ip.of(request))
         return Outcome.OK
     # The attempt claimed above stays counted: a wrong password is a failure.
-    with transaction.atomic():
-        record_for_request(
-            request,
-            event_type=EventType.PASSWORD_FAILED,
-            actor=Actor.staff(user),
-            details={
-                "username": username[:150],
-                "reason": "wrong password",
-                "step": "re-authentication",
-            },
-        )
+    record_for_request(
+        request,
+        event_type=EventType.PASSWORD_FAILED,
+        actor=Actor.staff(user),
+        details={
+            "username": username[:150],
+            "reason": "wrong password",
+            "step": "re-authentication",
+        },
+    )
     return Outcome.WRONG

@@ -1,10 +1,8 @@
 """The client IP resolver: X-Forwarded-For only from trusted proxies."""
 
 import ipaddress
-import re
 
 import pytest
-from django.conf import settings as django_settings
 from django.test import RequestFactory
 
 from audit.events import record_for_request
@@ -54,17 +52,6 @@ def test_requests_and_websocket_scopes_resolve_alike():
     request = RequestFactory().get("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="198.51.100.1")
     scope = {"client": [PROXY, 5000], "headers": [(b"x-forwarded-for", b"198.51.100.1")]}
     assert for_request(request).ip == for_scope(scope).ip == of(request) == "198.51.100.1"
-
-
-def test_no_app_keeps_a_copy_of_the_resolver():
-    """Views ask ``portal.client_ip.of`` for a request's address, not a helper of their own."""
-    root = django_settings.BASE_DIR
-    copies = [
-        str(path.relative_to(root))
-        for app in root.glob("*/apps.py") for path in app.parent.rglob("*.py")
-        if re.search(r"^def _ip\(", path.read_text(), re.M)
-    ]
-    assert copies == []
 
 
 def test_a_forged_header_is_kept_in_the_security_event(db):
