@@ -322,3 +322,19 @@ def test_schedule_issue_redeem_admit_then_the_key_is_dead_and_the_chain_intact(a
         EventType.CUSTOMER_ADMITTED,
     ]
     assert verify_chain().intact
+
+
+def test_a_key_ends_once_and_only_from_live(alice):
+    """Redeemed, expired or revoked: the first move wins, and no move leads out of it."""
+    session = schedule(alice)
+    typed, key = actions.issue_key(session=session, by_user=alice)
+    actions.redeem_key(typed_key=typed, customer_name="Erika Muster", ip="203.0.113.5",
+                       user_agent="Firefox")
+    key.refresh_from_db()
+    assert key.state == KeyState.REDEEMED and key.redeemed_at
+    later = timezone.now() + timedelta(days=1)
+    assert not actions.expire_key(key.pk, now=later)
+    assert not key.move_to(KeyState.REVOKED)
+    key.refresh_from_db()
+    assert (key.state, key.expired_at, key.revoked_at) == (KeyState.REDEEMED, None, None)
+    assert not events(EventType.KEY_EXPIRED)
