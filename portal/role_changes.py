@@ -31,9 +31,7 @@ from portal.models import (
     RoleChangeRequest,
     needs_four_eyes,
 )
-from portal.roles import ROLE_LABELS
-
-MANAGE_ROLES_PERMISSIONS = ("portal.administer_portal", "auth.change_user")
+from portal.roles import MANAGE_ACCOUNTS, ROLE_LABELS
 
 
 class RoleChangeRefused(Exception):
@@ -42,7 +40,7 @@ class RoleChangeRefused(Exception):
 
 def may_manage_roles(user: AbstractBaseUser) -> bool:
     """Administrators (and superusers) request, approve and reject role changes."""
-    return bool(user.is_active and user.has_perms(MANAGE_ROLES_PERMISSIONS))
+    return bool(user.is_active and user.has_perms(MANAGE_ACCOUNTS))
 
 
 def check_manager(user: AbstractBaseUser) -> None:

@@ -106,13 +106,12 @@ def purge(recording_id: int, *, now: datetime) -> bool:
 def record_verification(result: archive.Verification, *, by: Actor) -> None:
     """Append a verification's outcome to the audit chain."""
     recording = Recording.objects.select_related("session").get(pk=result.recording_id)
-    with transaction.atomic():
-        record(event_type=(EventType.RECORDING_VERIFIED if result.intact
-                           else EventType.RECORDING_VERIFICATION_FAILED),
-               actor=by, session_ref=recording.session.reference,
-               details={"recording": recording.pk, "manifest_sha256": recording.manifest_sha256,
-                        "segments": result.segments, "records": result.records,
-                        "problems": result.problems[:20]})
+    record(event_type=(EventType.RECORDING_VERIFIED if result.intact
+                       else EventType.RECORDING_VERIFICATION_FAILED),
+           actor=by, session_ref=recording.session.reference,
+           details={"recording": recording.pk, "manifest_sha256": recording.manifest_sha256,
+                    "segments": result.segments, "records": result.records,
+                    "problems": result.problems[:20]})
 
 
 # --- Watching and exporting (Compliance officers, from the admin) ------------------------------

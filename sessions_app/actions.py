@@ -189,13 +189,12 @@ def redeem_key(
         return _redeem(typed_key=typed_key, customer_name=customer_name, ip=ip,
                        user_agent=user_agent, only_session=only_session)
     except KeyRejected as rejected:
-        with transaction.atomic():
-            record(
-                event_type=EventType.KEY_REDEMPTION_FAILED,
-                actor=Actor.customer(customer_name or "customer"),
-                ip=ip,
-                details={"reason": str(rejected), "user_agent": user_agent[:300]},
-            )
+        record(
+            event_type=EventType.KEY_REDEMPTION_FAILED,
+            actor=Actor.customer(customer_name or "customer"),
+            ip=ip,
+            details={"reason": str(rejected), "user_agent": user_agent[:300]},
+        )
         raise
 
 
@@ -402,9 +401,8 @@ def _refuse_live(session, code: int, reason: str, ip: str | None):
 def record_live_refusal(*, session_ref: str, role: str, code: int, reason: str,
                         actor: Actor, ip: str | None) -> None:
     """Audit a refused connection or message (called after the refusing transaction)."""
-    with transaction.atomic():
-        record(event_type=EventType.LIVE_REFUSED, actor=actor, ip=ip, session_ref=session_ref,
-               details={"role": role, "close_code": code, "reason": reason})
+    record(event_type=EventType.LIVE_REFUSED, actor=actor, ip=ip, session_ref=session_ref,
+           details={"role": role, "close_code": code, "reason": reason})
 
 
 @transaction.atomic
