@@ -156,7 +156,6 @@ def session_plan(rnd: random.Random, keyframes: list[bytes], tiles: list[tuple])
     plan: list[tuple] = [
         (0, "event", ({"type": "recording_started", "session": "bench"},), {}),
         (200_000, "event", ({"type": "consent", "kind": "screen_shared"},), {}),
-        (300_000, "resize", (*SCREEN,), {}),
     ]
     seq = 0
 

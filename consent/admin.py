@@ -6,7 +6,6 @@ Compliance officers read consents and open each receipt; every opening is audite
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -19,6 +18,7 @@ from consent.models import ConsentAcceptance, ConsentEvent, TermsVersion
 from consent.views import receipt_context
 from portal import client_ip
 from portal.admin_site import ReadOnlyAdmin
+from portal.roles import PUBLISH_TERMS
 
 
 @admin.register(TermsVersion)
@@ -61,13 +61,13 @@ class TermsVersionAdmin(admin.ModelAdmin):
         terms = get_object_or_404(TermsVersion, pk=pk)
         if not self.has_view_permission(request, terms):
             raise PermissionDenied
-        may_publish = request.user.has_perm("consent.publish_termsversion")
+        may_publish = request.user.has_perm(PUBLISH_TERMS)
         if request.method == "POST":
             if not may_publish:
                 raise PermissionDenied
             try:
                 actions.publish_terms(terms=terms, by_user=request.user,
-                                      ip=client_ip.for_request(request).ip)
+                                      ip=client_ip.of(request))
             except actions.ConsentRefused as refused:
                 messages.error(request, str(refused))
             else:
@@ -110,10 +110,9 @@ class ConsentAcceptanceAdmin(ReadOnlyAdmin):
         consent = get_object_or_404(ConsentAcceptance.objects.select_related("session"), pk=pk)
         if not self.has_view_permission(request, consent):
             raise PermissionDenied
-        with transaction.atomic():
-            record_for_request(request, event_type=EventType.RECEIPT_VIEWED,
-                               session_ref=consent.session.reference,
-                               details={"consent_id": consent.pk})
+        record_for_request(request, event_type=EventType.RECEIPT_VIEWED,
+                           session_ref=consent.session.reference,
+                           details={"consent_id": consent.pk})
         return render(request, "consent/receipt.html", receipt_context(consent))
 
 

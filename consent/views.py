@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
@@ -35,10 +34,6 @@ from sessions_app.views import opening_message
 CUSTOMER_SESSION = "customer_support_session"
 # The help code a browser refused at key entry shows, for its adviser to lift the block.
 HELP_CODE = "customer_key_help_code"
-
-
-def _ip(request) -> str | None:
-    return client_ip.for_request(request).ip
 
 
 def _user_agent(request) -> str:
@@ -85,7 +80,7 @@ def adviser_name(session: SupportSession) -> str:
 def landing(request):
     """What remote support is, the opening hours, and the form for the key."""
     form = KeyForm(request.POST or None)
-    ip = _ip(request)
+    ip = client_ip.of(request)
     status, help_code = 200, None
     if request.method == "POST" and form.is_valid():
         attempt = key_attempts.claim(ip, help_code=request.session.get(HELP_CODE))
@@ -132,10 +127,9 @@ def landing(request):
 def _refuse_key_entry(request, form: KeyForm, attempt: key_attempts.Attempt) -> str:
     """Too many wrong keys: say so calmly, audit it, and give the browser its help code."""
     if key_attempts.should_audit_refusal(attempt):
-        with transaction.atomic():
-            record(event_type=EventType.KEY_REDEMPTION_THROTTLED,
-                   actor=Actor.anonymous("customer"), ip=attempt.ip,
-                   details={"limit": attempt.refused, "user_agent": _user_agent(request)})
+        record(event_type=EventType.KEY_REDEMPTION_THROTTLED,
+               actor=Actor.anonymous("customer"), ip=attempt.ip,
+               details={"limit": attempt.refused, "user_agent": _user_agent(request)})
     minutes = key_attempts.wait_minutes(attempt.refused)
     if attempt.refused == key_attempts.Refusal.GLOBAL:
         form.add_error(None, _(
@@ -180,7 +174,7 @@ def terms(request, session):
                     accepted_terms=data["accepted_terms"], it_permission=data["it_permission"],
                     share_screen=data["share_screen"], full_control=data["full_control"],
                 ),
-                ip=_ip(request), user_agent=_user_agent(request),
+                ip=client_ip.of(request), user_agent=_user_agent(request),
             )
         except actions.TermsReplaced as replaced:
             # Start afresh on the new text: no box of the old one carries over.
@@ -220,7 +214,7 @@ def status(request, session):
 def live_token(request, session):
     """A single-use token for the live socket, for the bound browser of an active session."""
     try:
-        token = session_actions.issue_live_token(session=session, ip=_ip(request))
+        token = session_actions.issue_live_token(session=session, ip=client_ip.of(request))
     except session_actions.SessionRuleError as refused:
         return JsonResponse({"error": str(refused)}, status=409)
     return JsonResponse({"token": token, "socket": "/ws/live/customer/"})
@@ -233,7 +227,7 @@ def end(request, session):
     if session.state in (SessionState.CUSTOMER_WAITING, SessionState.ACTIVE):
         try:
             actions.end_by_customer(
-                session=session, ip=_ip(request),
+                session=session, ip=client_ip.of(request),
                 adviser_not_recognised=request.POST.get("reason") == "adviser_not_recognised",
             )
         except session_actions.InvalidTransition:

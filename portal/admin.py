@@ -40,11 +40,10 @@ from portal.models import (
     RoleChange,
     RoleChangeRequest,
 )
-from portal.roles import ROLE_LABELS
+from portal.roles import MANAGE_ACCOUNTS, RESET_SECOND_FACTOR, ROLE_LABELS
 from portal.staff_access import close_user_sockets
 
 User = get_user_model()
-MANAGE_FACTORS_PERMISSIONS = ("portal.administer_portal", "auth.change_user")
 
 
 class RoleChangeForm(forms.Form):
@@ -67,10 +66,6 @@ DIRECT_STEPS = {
     "second-factor-reset": RequestKind.SECOND_FACTOR_RESET,
     "enrolment": RequestKind.ENROLMENT_CODE,
 }
-
-
-def _ip(request) -> str | None:
-    return client_ip.for_request(request).ip
 
 
 for model in (User, Group, TOTPDevice, StaticDevice):
@@ -166,7 +161,7 @@ class PortalUserAdmin(UserAdmin):
             record(
                 event_type=(EventType.ACCOUNT_ACTIVATED if obj.is_active
                             else EventType.ACCOUNT_DEACTIVATED),
-                actor=Actor.staff(request.user), ip=_ip(request),
+                actor=Actor.staff(request.user), ip=client_ip.of(request),
                 details={"user": obj.get_username()},
             )
             if not obj.is_active:
@@ -188,7 +183,7 @@ class PortalUserAdmin(UserAdmin):
 
     def _subject(self, request, pk: int, *permissions: str):
         user = get_object_or_404(User, pk=pk)
-        if not (request.user.has_perms((*MANAGE_FACTORS_PERMISSIONS, *permissions))
+        if not (request.user.has_perms((*MANAGE_ACCOUNTS, *permissions))
                 and self.has_change_permission(request, user)):
             raise PermissionDenied
         return user
@@ -209,7 +204,7 @@ class PortalUserAdmin(UserAdmin):
             return None
         if request.method == "POST":
             account_changes.record_refusal(
-                user=subject, by_user=request.user, step=step, ip=_ip(request),
+                user=subject, by_user=request.user, step=step, ip=client_ip.of(request),
                 reason="own account" if own else "privileged account",
             )
         if own is not None:
@@ -245,7 +240,7 @@ class PortalUserAdmin(UserAdmin):
                 response = super().user_change_password(request, id, form_url)
                 if request.method == "POST" and response.status_code == 302:
                     account_changes.record_password_set(user=subject, by_user=request.user,
-                                                        ip=_ip(request))
+                                                        ip=client_ip.of(request))
         if became_privileged:
             return self._refuse_direct_step(request, subject, "password")
         return response
@@ -263,7 +258,8 @@ class PortalUserAdmin(UserAdmin):
         if form.is_valid():
             try:
                 account_changes.request_account_change(
-                    user=subject, by_user=request.user, ip=_ip(request), **form.cleaned_data
+                    user=subject, by_user=request.user, ip=client_ip.of(request),
+                    **form.cleaned_data,
                 )
             except account_changes.AccountChangeRefused as refused:
                 messages.error(request, str(refused))
@@ -288,7 +284,7 @@ class PortalUserAdmin(UserAdmin):
         if request.method == "POST":
             try:
                 issued = enrolment.issue_code(user=subject, by=Actor.staff(request.user),
-                                              ip=_ip(request))
+                                              ip=client_ip.of(request))
             except enrolment.EnrolmentRefused as refused:
                 messages.error(request, str(refused))
                 return redirect("admin:auth_user_change", subject.pk)
@@ -310,15 +306,14 @@ class PortalUserAdmin(UserAdmin):
 
     def reset_factor_view(self, request, pk: int):
         """Delete someone's authenticator and backup codes, after a lost or replaced phone."""
-        subject = self._subject(request, pk, "otp_totp.delete_totpdevice",
-                                "otp_static.delete_staticdevice")
+        subject = self._subject(request, pk, *RESET_SECOND_FACTOR)
         refused = self._refuse_direct_step(request, subject, "second-factor-reset")
         if refused is not None:
             return refused
         if request.method == "POST":
             try:
                 enrolment.reset_second_factor(user=subject, by=Actor.staff(request.user),
-                                              ip=_ip(request))
+                                              ip=client_ip.of(request))
             except enrolment.EnrolmentRefused as refused:
                 messages.error(request, str(refused))
             else:
@@ -345,7 +340,8 @@ class PortalUserAdmin(UserAdmin):
         if form.is_valid():
             try:
                 change_request = role_changes.request_role_change(
-                    user=subject, by_user=request.user, ip=_ip(request), **form.cleaned_data
+                    user=subject, by_user=request.user, ip=client_ip.of(request),
+                    **form.cleaned_data,
                 )
             except role_changes.RoleChangeRefused as refused:
                 messages.error(request, str(refused))
@@ -441,7 +437,7 @@ class RoleChangeRequestAdmin(ReadOnlyAdmin):
             else:
                 try:
                     done = action(change_request=change_request, by_user=request.user,
-                                  ip=_ip(request))
+                                  ip=client_ip.of(request))
                 except role_changes.RoleChangeRefused as refused:
                     messages.error(request, str(refused))
                 else:

@@ -60,6 +60,11 @@ def for_request(request) -> ClientAddress:
     return resolve(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
 
 
+def of(request) -> str | None:
+    """The client's IP address of a request, for audit events and limits."""
+    return for_request(request).ip
+
+
 def for_scope(scope) -> ClientAddress:
     """Client address of a Channels (ASGI) connection scope."""
     client = scope.get("client") or (None, None)

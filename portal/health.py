@@ -109,5 +109,5 @@ def may_see_details(request) -> bool:
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
                                                               token.encode()):
             return True
-    ip = client_ip.for_request(request).ip
+    ip = client_ip.of(request)
     return ip is not None and ipaddress.ip_address(ip).is_loopback

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.roles import ADMINISTRATOR, COMPLIANCE_OFFICER, ROLE_LABELS
+from portal.transitions import Transitions
 
 
 class Capability(models.Model):
@@ -89,12 +90,19 @@ class RequestState(models.TextChoices):
 FOUR_EYES_ROLES = frozenset({COMPLIANCE_OFFICER, ADMINISTRATOR})
 
 
-class RoleChangeRequest(models.Model):
+class RoleChangeRequest(Transitions):
     """An administrator's request about another staff member, decided by a second one if needed.
 
     ``kind`` says what: a role change (``role``, ``change``), or, for an account holding a
     privileged role, a new password, a second-factor reset or an enrolment code.
     """
+
+    # Decided once, from pending; every move goes through move_to (portal/transitions.py).
+    TRANSITIONS = {
+        "applied": (frozenset({"pending"}), "decided_at"),
+        "rejected": (frozenset({"pending"}), "decided_at"),
+        "expired": (frozenset({"pending"}), "decided_at"),
+    }
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_change_requests",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 
 from django.conf import settings
 from django.shortcuts import render
@@ -11,14 +10,13 @@ from django.utils.translation import gettext as _
 
 from portal import client_ip
 from portal.address_buckets import bucket as address_bucket
-from portal.counters import count
+from portal.counters import count_in_window
 
 
 def allow(ip: str | None, *, limit: int, bucket: str) -> bool:
     """Count this request; False once the address (IPv6: its /64) made more than ``limit`` this
     minute."""
-    key = f"rate:{bucket}:{address_bucket(ip)}:{int(time.time() // 60)}"
-    return count(key, 120) <= limit
+    return count_in_window(f"rate:{bucket}:{address_bucket(ip)}", 60).value <= limit
 
 
 def customer_rate_limited(view):
@@ -26,7 +24,7 @@ def customer_rate_limited(view):
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
-        ip = client_ip.for_request(request).ip
+        ip = client_ip.of(request)
         if not allow(ip, limit=settings.CUSTOMER_REQUESTS_PER_MINUTE, bucket="customer"):
             response = render(
                 request, "portal/too_many.html",

@@ -31,9 +31,7 @@ from portal.models import (
     RoleChangeRequest,
     needs_four_eyes,
 )
-from portal.roles import ROLE_LABELS
-
-MANAGE_ROLES_PERMISSIONS = ("portal.administer_portal", "auth.change_user")
+from portal.roles import MANAGE_ACCOUNTS, ROLE_LABELS
 
 
 class RoleChangeRefused(Exception):
@@ -42,7 +40,7 @@ class RoleChangeRefused(Exception):
 
 def may_manage_roles(user: AbstractBaseUser) -> bool:
     """Administrators (and superusers) request, approve and reject role changes."""
-    return bool(user.is_active and user.has_perms(MANAGE_ROLES_PERMISSIONS))
+    return bool(user.is_active and user.has_perms(MANAGE_ACCOUNTS))
 
 
 def check_manager(user: AbstractBaseUser) -> None:
@@ -76,10 +74,8 @@ def lock(user: AbstractBaseUser) -> None:
 def claim(change_request: RoleChangeRequest, *, by_user: AbstractBaseUser, state: str) -> None:
     """Decide a waiting, unexpired request, at most once (one conditional UPDATE)."""
     now = timezone.now()
-    claimed = RoleChangeRequest.objects.filter(
-        pk=change_request.pk, state=RequestState.PENDING, expires_at__gt=now
-    ).update(state=state, decided_by=by_user, decided_at=now)
-    if claimed != 1:
+    if not change_request.move_to(state, at=now, where={"expires_at__gt": now},
+                                  decided_by=by_user):
         raise RoleChangeRefused(_("This request was decided already or has expired."))
     change_request.refresh_from_db()
 
@@ -247,12 +243,13 @@ def expire_request(request_id: int, *, now=None) -> bool:
     """Record that a request waited too long (once, claimed by a conditional UPDATE)."""
     now = now or timezone.now()
     with transaction.atomic():
-        claimed = RoleChangeRequest.objects.filter(
-            pk=request_id, state=RequestState.PENDING, expires_at__lte=now
-        ).update(state=RequestState.EXPIRED, decided_at=now)
-        if not claimed:
+        change_request = RoleChangeRequest.objects.select_related("user").filter(
+            pk=request_id
+        ).first()
+        if change_request is None or not change_request.move_to(
+            RequestState.EXPIRED, at=now, where={"expires_at__lte": now}
+        ):
             return False
-        change_request = RoleChangeRequest.objects.select_related("user").get(pk=request_id)
         record(
             event_type=(EventType.ROLE_CHANGE_EXPIRED if change_request.kind == RequestKind.ROLE
                         else EventType.ACCOUNT_CHANGE_EXPIRED),

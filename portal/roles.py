@@ -14,14 +14,26 @@ ROLE_LABELS = {
     ADMINISTRATOR: _("Administrator"),
 }
 
+# The permissions the code checks, as "app_label.codename", spelled only here (the models' Meta
+# declares their codenames); views, the admin, the sockets and the roles below use these names.
+RUN_SESSIONS = "portal.run_sessions"
+REVIEW_EVIDENCE = "portal.review_evidence"
+WATCH_RECORDINGS = "portal.watch_recordings"
+ADMINISTER_PORTAL = "portal.administer_portal"
+SET_LEGAL_HOLD = "recordings.set_legal_hold"
+PUBLISH_TERMS = "consent.publish_termsversion"
+CHANGE_USER = "auth.change_user"
+MANAGE_ACCOUNTS = (ADMINISTER_PORTAL, CHANGE_USER)  # second factors, roles, account changes
+RESET_SECOND_FACTOR = ("otp_totp.delete_totpdevice", "otp_static.delete_staticdevice")
+
 # "app_label.codename"; a permission whose model does not exist yet is skipped until it does.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     SUPPORT_STAFF: [
-        "portal.run_sessions",
+        RUN_SESSIONS,
     ],
     COMPLIANCE_OFFICER: [
-        "portal.review_evidence",
-        "portal.watch_recordings",
+        REVIEW_EVIDENCE,
+        WATCH_RECORDINGS,
         "audit.view_auditevent",
         "audit.verify_chain",
         "auditlog.view_logentry",
@@ -33,19 +45,18 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "consent.view_consentacceptance",
         "consent.view_consentevent",
         "recordings.view_recording",
-        "recordings.set_legal_hold",
+        SET_LEGAL_HOLD,
         "recordings.view_recordingexport",
     ],
     ADMINISTRATOR: [
-        "portal.administer_portal",
+        ADMINISTER_PORTAL,
         "auth.view_user",
         "auth.add_user",
-        "auth.change_user",
+        CHANGE_USER,
         "auth.view_group",
         "otp_totp.view_totpdevice",
-        "otp_totp.delete_totpdevice",
         "otp_static.view_staticdevice",
-        "otp_static.delete_staticdevice",
+        *RESET_SECOND_FACTOR,
         "portal.view_enrolmentcode",
         "portal.view_rolechangerequest",
         "sessions_app.view_closedday",
@@ -58,7 +69,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "consent.view_termsversion",
         "consent.add_termsversion",
         "consent.change_termsversion",
-        "consent.publish_termsversion",
+        PUBLISH_TERMS,
     ],
 }
 

@@ -52,12 +52,11 @@ def staff_required(view=None, *, permission: str | None = None):
             if not user.is_verified():
                 return _redirect_to("staff-login-otp", request)
             if permission and not user.has_perm(permission):
-                with transaction.atomic():
-                    record_for_request(
-                        request,
-                        event_type=EventType.ACCESS_DENIED,
-                        details={"path": request.path[:200], "permission": permission},
-                    )
+                record_for_request(
+                    request,
+                    event_type=EventType.ACCESS_DENIED,
+                    details={"path": request.path[:200], "permission": permission},
+                )
                 raise PermissionDenied
             return view_func(request, *args, **kwargs)
 
@@ -168,10 +167,9 @@ def audit_socket_refusal(scope, user, reason: str) -> None:
     """Audit a staff socket refused, or closed because its sign-in no longer holds."""
     address = client_ip.for_scope(scope)
     signed_in = user is not None and user.is_authenticated
-    with transaction.atomic():
-        record(
-            event_type=EventType.SOCKET_REFUSED,
-            actor=Actor.staff(user) if signed_in else Actor.anonymous(),
-            ip=address.ip,
-            details={"path": scope.get("path", "")[:200], "reason": reason},
-        )
+    record(
+        event_type=EventType.SOCKET_REFUSED,
+        actor=Actor.staff(user) if signed_in else Actor.anonymous(),
+        ip=address.ip,
+        details={"path": scope.get("path", "")[:200], "reason": reason},
+    )

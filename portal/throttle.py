@@ -5,8 +5,7 @@ Each counter is a fixed window: it starts with the first attempt and expires
 is checked (``claim_attempt``) and decided on the count that the atomic increment returned, so
 that concurrent attempts cannot all pass a check that none of them has counted yet; an attempt
 that succeeds, or that checked nothing, gives its count back (``release_attempt``). Addresses
-count through ``portal.address_buckets`` (IPv6 per /64). ``cache.incr`` is atomic on Redis, so
-several daphne processes count together.
+count through ``portal.address_buckets`` (IPv6 per /64), all processes in ``portal.counters``.
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.core.cache import cache
 
 from portal.address_buckets import bucket
-from portal.counters import count, uncount
+from portal.counters import count, forget, uncount
 
 _PREFIX = "signin-failures"
 
@@ -68,7 +66,7 @@ def record_failure(*, username: str, ip: str | None) -> None:
 
 def forget_user_failures(*, username: str) -> None:
     """After a complete sign-in; the address keeps its count so that spraying stays visible."""
-    cache.delete(_user_key(username))
+    forget(_user_key(username))
 
 
 def wait_minutes() -> int:

@@ -113,21 +113,16 @@ def authenticator_setup(device: TOTPDevice) -> dict[str, str]:
     return {"qr_svg": svg, "key": " ".join(key[i : i + 4] for i in range(0, len(key), 4))}
 
 
-def _ip(request) -> str | None:
-    return client_ip.for_request(request).ip
-
-
 def _refused_by_throttle(request, *, username: str, actor: Actor, step: str) -> bool:
-    limit = throttle.claim_attempt(username=username, ip=_ip(request))
+    limit = throttle.claim_attempt(username=username, ip=client_ip.of(request))
     if limit is None:
         return False
-    with transaction.atomic():
-        record_for_request(
-            request,
-            event_type=EventType.SIGNIN_THROTTLED,
-            actor=actor,
-            details={"username": username[:150], "step": step, "limit": limit},
-        )
+    record_for_request(
+        request,
+        event_type=EventType.SIGNIN_THROTTLED,
+        actor=actor,
+        details={"username": username[:150], "step": step, "limit": limit},
+    )
     return True
 
 
@@ -153,16 +148,15 @@ def check_password(*, request, username: str, password: str) -> PasswordCheck:
         return PasswordCheck(Outcome.THROTTLED)
     user = authenticate(request, username=username, password=password)
     if user is not None and user.is_staff and user.is_active:
-        throttle.release_attempt(username=username, ip=_ip(request))
+        throttle.release_attempt(username=username, ip=client_ip.of(request))
         return PasswordCheck(Outcome.OK, user=user)
     reason = _password_failure_reason(username, user)
-    with transaction.atomic():
-        record_for_request(
-            request,
-            event_type=EventType.PASSWORD_FAILED,
-            actor=actor,
-            details={"username": username[:150], "reason": reason},
-        )
+    record_for_request(
+        request,
+        event_type=EventType.PASSWORD_FAILED,
+        actor=actor,
+        details={"username": username[:150], "reason": reason},
+    )
     return PasswordCheck(Outcome.WRONG)
 
 
@@ -218,7 +212,7 @@ def _first_success(devices, check, code: str) -> tuple[Outcome, Device | None, i
 def _code_failed(request, *, user, outcome: Outcome, step: str, backup: bool = False) -> None:
     # A paused device checked nothing, so only real wrong guesses count towards the throttle.
     if outcome is Outcome.DEVICE_PAUSED:
-        throttle.release_attempt(username=user.get_username(), ip=_ip(request))
+        throttle.release_attempt(username=user.get_username(), ip=client_ip.of(request))
     reason = _FAILURE_REASONS[outcome]
     if backup and outcome is Outcome.WRONG:
         reason = "wrong backup code"
@@ -233,7 +227,7 @@ def _code_failed(request, *, user, outcome: Outcome, step: str, backup: bool = F
 def _signed_in(request, *, user, device: Device, method: str, enrolment: bool = False) -> None:
     # Only now, not after the password: someone who knows the password must not be able to
     # reset the count between guesses at the code.
-    throttle.release_attempt(username=user.get_username(), ip=_ip(request))
+    throttle.release_attempt(username=user.get_username(), ip=client_ip.of(request))
     throttle.forget_user_failures(username=user.get_username())
     details = {"method": method, "device": device.persistent_id}
     if enrolment:
@@ -324,7 +318,7 @@ def begin_enrolment(*, request, user: AbstractBaseUser, code: str) -> Outcome:
             },
         )
         return _ENROLMENT_CODE_OUTCOMES[used.check]
-    throttle.release_attempt(username=username, ip=_ip(request))
+    throttle.release_attempt(username=username, ip=client_ip.of(request))
     record_for_request(
         request,
         event_type=EventType.ENROLMENT_CODE_USED,
@@ -418,18 +412,17 @@ def check_reauthentication(*, request, user: AbstractBaseUser, password: str) ->
     ):
         return Outcome.THROTTLED
     if user.check_password(password):
-        throttle.release_attempt(username=username, ip=_ip(request))
+        throttle.release_attempt(username=username, ip=client_ip.of(request))
         return Outcome.OK
     # The attempt claimed above stays counted: a wrong password is a failure.
-    with transaction.atomic():
-        record_for_request(
-            request,
-            event_type=EventType.PASSWORD_FAILED,
-            actor=Actor.staff(user),
-            details={
-                "username": username[:150],
-                "reason": "wrong password",
-                "step": "re-authentication",
-            },
-        )
+    record_for_request(
+        request,
+        event_type=EventType.PASSWORD_FAILED,
+        actor=Actor.staff(user),
+        details={
+            "username": username[:150],
+            "reason": "wrong password",
+            "step": "re-authentication",
+        },
+    )
     return Outcome.WRONG

@@ -1,4 +1,3 @@
-from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -29,7 +28,6 @@ def staff_home(request):
 
 def csrf_failure(request, reason: str = ""):
     """A form without a valid CSRF token: a clear page instead of Django's, and an audit event."""
-    with transaction.atomic():
-        record_for_request(request, event_type=EventType.CSRF_FAILED,
-                           details={"path": request.path[:200], "reason": reason[:200]})
+    record_for_request(request, event_type=EventType.CSRF_FAILED,
+                       details={"path": request.path[:200], "reason": reason[:200]})
     return render(request, "portal/csrf_failure.html", status=403)

@@ -53,13 +53,9 @@ def close_recording(*, recording_id: int, reason: str, by: Actor | None = None) 
     from recordings import tasks
 
     with transaction.atomic():
-        closed = Recording.objects.filter(
-            pk=recording_id, state=RecordingState.RECORDING
-        ).update(state=RecordingState.FINALIZING, closed_at=timezone.now(),
-                 close_reason=reason[:40])
-        if closed != 1:
-            return False
         recording = Recording.objects.select_related("session").get(pk=recording_id)
+        if not recording.move_to(RecordingState.FINALIZING, close_reason=reason[:40]):
+            return False
         recording.session.audit(EventType.RECORDING_CLOSED, by=by or Actor.system("recording"),
                                 recording=recording_id, reason=reason)
         transaction.on_commit(lambda: tasks.archive_recording.delay(recording_id))
@@ -97,8 +93,7 @@ def purge(recording_id: int, *, now: datetime) -> bool:
         if recording is None:
             return False
         archive.delete_archive(recording)  # idempotent: a re-run after a crash finds nothing
-        Recording.objects.filter(pk=recording.pk).update(state=RecordingState.PURGED,
-                                                         purged_at=now)
+        recording.move_to(RecordingState.PURGED, at=now)  # the row is locked: it moves
         record(event_type=EventType.RECORDING_PURGED, actor=Actor.system("retention"),
                session_ref=recording.session.reference,
                details={"recording": recording.pk, "manifest_sha256": recording.manifest_sha256,
@@ -111,13 +106,12 @@ def purge(recording_id: int, *, now: datetime) -> bool:
 def record_verification(result: archive.Verification, *, by: Actor) -> None:
     """Append a verification's outcome to the audit chain."""
     recording = Recording.objects.select_related("session").get(pk=result.recording_id)
-    with transaction.atomic():
-        record(event_type=(EventType.RECORDING_VERIFIED if result.intact
-                           else EventType.RECORDING_VERIFICATION_FAILED),
-               actor=by, session_ref=recording.session.reference,
-               details={"recording": recording.pk, "manifest_sha256": recording.manifest_sha256,
-                        "segments": result.segments, "records": result.records,
-                        "problems": result.problems[:20]})
+    record(event_type=(EventType.RECORDING_VERIFIED if result.intact
+                       else EventType.RECORDING_VERIFICATION_FAILED),
+           actor=by, session_ref=recording.session.reference,
+           details={"recording": recording.pk, "manifest_sha256": recording.manifest_sha256,
+                    "segments": result.segments, "records": result.records,
+                    "problems": result.problems[:20]})
 
 
 # --- Watching and exporting (Compliance officers, from the admin) ------------------------------
@@ -155,36 +149,36 @@ def request_export(*, recording: Recording, by_user: AbstractBaseUser, reason: s
 
 def claim_export(export_id: int) -> RecordingExport | None:
     """Take a queued export for one run (a second run of the same task finds it taken)."""
-    claimed = RecordingExport.objects.filter(pk=export_id, state=ExportState.QUEUED).update(
-        state=ExportState.RUNNING, started_at=timezone.now()
-    )
-    if claimed != 1:
-        return None
-    return RecordingExport.objects.select_related("recording__session", "requested_by").get(
+    export = RecordingExport.objects.select_related("recording__session", "requested_by").filter(
         pk=export_id
-    )
+    ).first()
+    if export is None or not export.move_to(ExportState.RUNNING):
+        return None
+    return export
 
 
 @transaction.atomic
 def finish_export(*, export: RecordingExport, storage_name: str, sha256: str, size: int,
-                  width: int, height: int) -> None:
-    RecordingExport.objects.filter(pk=export.pk).update(
-        state=ExportState.DONE, progress=100, finished_at=timezone.now(),
-        storage_name=storage_name, sha256=sha256, size_bytes=size, width=width, height=height,
-    )
+                  width: int, height: int) -> bool:
+    """Mark a running export done, audited; False (nothing written) if it is not running."""
+    if not export.move_to(ExportState.DONE, progress=100, storage_name=storage_name,
+                          sha256=sha256, size_bytes=size, width=width, height=height):
+        return False
     record(event_type=EventType.RECORDING_EXPORTED, actor=Actor.staff(export.requested_by),
            session_ref=export.recording.session.reference,
            details={"recording": export.recording_id, "export": export.pk,
                     "reason": export.reason, "sha256": sha256, "bytes": size,
                     "manifest_sha256": export.recording.manifest_sha256})
+    return True
 
 
 @transaction.atomic
-def fail_export(*, export: RecordingExport, error: str) -> None:
-    RecordingExport.objects.filter(pk=export.pk).update(
-        state=ExportState.FAILED, finished_at=timezone.now(), error=error[:2000]
-    )
+def fail_export(*, export: RecordingExport, error: str) -> bool:
+    """Mark a queued or running export failed, audited; False if it had finished already."""
+    if not export.move_to(ExportState.FAILED, error=error[:2000]):
+        return False
     record(event_type=EventType.RECORDING_EXPORT_FAILED, actor=Actor.system("recording export"),
            session_ref=export.recording.session.reference,
            details={"recording": export.recording_id, "export": export.pk,
                     "error": error[:500]})
+    return True

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 
 from portal import client_ip
 from portal.admin_site import ReadOnlyAdmin
+from portal.roles import SET_LEGAL_HOLD, WATCH_RECORDINGS
 from recordings import actions, archive, playback
 from recordings import format as fmt
 from recordings.encryption import SealBroken
@@ -30,8 +31,6 @@ from recordings.models import ExportState, Recording, RecordingExport, Recording
 
 log = logging.getLogger(__name__)
 
-WATCH = "portal.watch_recordings"
-HOLD = "recordings.set_legal_hold"
 UNFINISHED_EXPORTS = (ExportState.QUEUED, ExportState.RUNNING)
 
 
@@ -150,13 +149,13 @@ class RecordingAdmin(ReadOnlyAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
     def _panel_context(self, request, recording: Recording) -> dict:
-        may_watch = request.user.has_perm(WATCH)
+        may_watch = request.user.has_perm(WATCH_RECORDINGS)
         exports = list(recording.exports.select_related("requested_by"))
         return {
             "recording": recording,
             "playable": recording.state == RecordingState.ARCHIVED,
             "may_watch": may_watch,
-            "may_hold": request.user.has_perm(HOLD),
+            "may_hold": request.user.has_perm(SET_LEGAL_HOLD),
             "export_form": ExportForm(prefix="export"),
             "hold_form": LegalHoldForm(prefix="hold",
                                        initial={"hold": "0" if recording.legal_hold else "1"}),
@@ -170,7 +169,7 @@ class RecordingAdmin(ReadOnlyAdmin):
 
     def player_view(self, request, pk: int):
         """The player; opening it is audited (RECORDING_VIEWED)."""
-        self._require(request, WATCH, pk)
+        self._require(request, WATCH_RECORDINGS, pk)
         recording = self._recording(pk)
         context = self._context(request, recording, _("Playback of %(recording)s")
                                 % {"recording": recording})
@@ -201,7 +200,7 @@ class RecordingAdmin(ReadOnlyAdmin):
 
     def segment_view(self, request, pk: int, number: int):
         """One decrypted segment, never more; a jump is audited (RECORDING_SEEKED)."""
-        self._require(request, WATCH, pk)
+        self._require(request, WATCH_RECORDINGS, pk)
         recording = self._recording(pk)
         if recording.state != RecordingState.ARCHIVED:
             return HttpResponse(_("Only archived recordings can be played."), status=409,
@@ -233,14 +232,14 @@ class RecordingAdmin(ReadOnlyAdmin):
 
     def export_view(self, request, pk: int):
         """GET: the export form; POST: request an export with its reason."""
-        self._require(request, WATCH, pk)
+        self._require(request, WATCH_RECORDINGS, pk)
         recording = self._recording(pk)
         form = ExportForm(request.POST if request.method == "POST" else None, prefix="export")
         if request.method == "POST" and form.is_valid():
             try:
                 actions.request_export(recording=recording, by_user=request.user,
                                        reason=form.cleaned_data["reason"],
-                                       ip=client_ip.for_request(request).ip)
+                                       ip=client_ip.of(request))
             except actions.RecordingRuleError as refused:
                 form.add_error("reason", str(refused))
             else:
@@ -259,7 +258,7 @@ class RecordingAdmin(ReadOnlyAdmin):
         recording = self._recording(pk)
         if not self.has_view_permission(request, recording):
             raise PermissionDenied
-        may_download = request.user.has_perm(WATCH)
+        may_download = request.user.has_perm(WATCH_RECORDINGS)
         exports = [
             {"id": export.pk, "state": export.state, "state_label": export.get_state_display(),
              "progress": export.progress,
@@ -272,7 +271,7 @@ class RecordingAdmin(ReadOnlyAdmin):
 
     def download_view(self, request, pk: int, export_id: int):
         """A finished export's MP4; audited with its SHA-256 (RECORDING_EXPORT_DOWNLOADED)."""
-        self._require(request, WATCH, pk)
+        self._require(request, WATCH_RECORDINGS, pk)
         export = get_object_or_404(
             RecordingExport.objects.select_related("recording__session"),
             pk=export_id, recording_id=pk, state=ExportState.DONE,
@@ -298,7 +297,7 @@ class RecordingAdmin(ReadOnlyAdmin):
 
     def legal_hold_view(self, request, pk: int):
         """GET: the form; POST: place or lift the legal hold with a reason (audited)."""
-        self._require(request, HOLD, pk)
+        self._require(request, SET_LEGAL_HOLD, pk)
         recording = self._recording(pk)
         form = LegalHoldForm(request.POST if request.method == "POST" else None, prefix="hold",
                              initial={"hold": "0" if recording.legal_hold else "1"})
@@ -308,7 +307,7 @@ class RecordingAdmin(ReadOnlyAdmin):
                 changed = actions.set_legal_hold(recording=recording, hold=hold,
                                                  reason=form.cleaned_data["reason"],
                                                  by_user=request.user,
-                                                 ip=client_ip.for_request(request).ip)
+                                                 ip=client_ip.of(request))
             except actions.RecordingRuleError as refused:
                 form.add_error("reason", str(refused))
             else:
@@ -372,4 +371,6 @@ class RecordingExportAdmin(ReadOnlyAdmin):
     def get_list_display(self, request):
         # Downloading needs the right to watch; the column is only there for those who have it.
         shown = super().get_list_display(request)
-        return shown if request.user.has_perm(WATCH) else [f for f in shown if f != "download"]
+        if request.user.has_perm(WATCH_RECORDINGS):
+            return shown
+        return [f for f in shown if f != "download"]

@@ -285,10 +285,7 @@ def verify_and_archive(recording: Recording) -> None:
     if not result.intact:
         raise ArchiveError("; ".join(result.problems))
     with transaction.atomic():
-        moved = Recording.objects.filter(
-            pk=recording.pk, state=RecordingState.FINALIZING
-        ).update(state=RecordingState.ARCHIVED, archived_at=timezone.now(), last_error="")
-        if moved != 1:
+        if not recording.move_to(RecordingState.ARCHIVED, last_error=""):
             return
         record(event_type=EventType.RECORDING_ARCHIVED, actor=SYSTEM,
                session_ref=recording.session.reference,

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 
 from audit.event_types import EventType
 from audit.events import Actor, record
@@ -53,9 +52,8 @@ def watch() -> FreeSpace:
     if space.low and cache.add(ALERT_KEY, 1, timeout=ALERT_INTERVAL):
         details = {"directory": str(settings.RECORDINGS_DIR), "free_bytes": space.free_bytes,
                    "min_free_bytes": space.min_free_bytes, "total_bytes": space.total_bytes}
-        with transaction.atomic():
-            record(event_type=EventType.RECORDINGS_DISK_LOW, actor=Actor.system("disk"),
-                   details=details)
+        record(event_type=EventType.RECORDINGS_DISK_LOW, actor=Actor.system("disk"),
+               details=details)
         logger.error("Free space of the recordings folder %s is %d bytes, below the minimum of "
                      "%d (PORTAL_RECORDINGS_MIN_FREE)", settings.RECORDINGS_DIR,
                      space.free_bytes, space.min_free_bytes)

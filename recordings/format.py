@@ -46,8 +46,9 @@ MAX_PAYLOAD_BYTES = 4 * 1024 * 1024  # far above the relay's largest message (1 
 
 RECORD_KEYFRAME = 1  # payload: the wire message (28-byte tile header + image), a full screen
 RECORD_TILE = 2  # payload: the wire message (28-byte tile header + image)
-RECORD_RESIZE = 3  # payload: JSON {"w", "h"}
-RECORD_CURSOR = 4  # payload: JSON {"x", "y", "visible"}
+# 3 and 4 are reserved and never written; manifests count them (always 0), so they stay listed.
+RECORD_RESIZE = 3
+RECORD_CURSOR = 4
 RECORD_INPUT = 5  # payload: JSON, the staff input message (key removed unless allowed)
 RECORD_CHAT = 6  # payload: JSON, the chat message
 RECORD_EVENT = 7  # payload: JSON, a control or consent event
@@ -64,7 +65,6 @@ RECORD_TYPES = {
     RECORD_CHECKPOINT: "checkpoint",
     RECORD_END: "end",
 }
-JSON_RECORDS = {RECORD_RESIZE, RECORD_CURSOR, RECORD_INPUT, RECORD_CHAT, RECORD_EVENT, RECORD_END}
 
 CHANNEL_SERVER = 0
 CHANNEL_CUSTOMER = 1
@@ -312,15 +312,6 @@ class RecordingWriter:
     def tile(self, wire: bytes, at_us: int) -> None:
         """Record a screen tile exactly as relayed."""
         self._record(RECORD_TILE, CHANNEL_CUSTOMER, 0, at_us, bytes(wire))
-
-    def resize(self, width: int, height: int, at_us: int) -> None:
-        """Record a new size of the shared screen."""
-        self._record(RECORD_RESIZE, CHANNEL_CUSTOMER, 0, at_us, _json({"w": width, "h": height}))
-
-    def cursor(self, x: float, y: float, at_us: int, *, visible: bool = True) -> None:
-        """Record the customer's pointer position (fractions of the screen)."""
-        payload = _json({"x": x, "y": y, "visible": visible})
-        self._record(RECORD_CURSOR, CHANNEL_CUSTOMER, 0, at_us, payload)
 
     def input(self, message: dict, at_us: int, *, record_keys: bool = False) -> None:
         """Record a staff input message; keys only when ``record_keys`` is allowed."""

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from portal.transitions import Transitions
 from sessions_app.models import SupportSession
 
 
@@ -25,7 +26,14 @@ class RecordingState(models.TextChoices):
     PURGED = "purged", _("Purged")
 
 
-class Recording(models.Model):
+class Recording(Transitions):
+    # Every state change goes through move_to (portal/transitions.py), from this table only.
+    TRANSITIONS = {
+        "finalizing": (frozenset({"recording"}), "closed_at"),
+        "archived": (frozenset({"finalizing"}), "archived_at"),
+        "purged": (frozenset({"archived"}), "purged_at"),
+    }
+
     session = models.ForeignKey(SupportSession, verbose_name=_("session"),
                                 on_delete=models.PROTECT, related_name="recordings")
     uid = models.UUIDField(_("archive name"), default=uuid.uuid4, unique=True, editable=False)
@@ -104,8 +112,14 @@ class ExportState(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class RecordingExport(models.Model):
+class RecordingExport(Transitions):
     """An MP4 of a recording, made on request with a stated reason (docs/recording-archive.md)."""
+
+    TRANSITIONS = {
+        "running": (frozenset({"queued"}), "started_at"),
+        "done": (frozenset({"running"}), "finished_at"),
+        "failed": (frozenset({"queued", "running"}), "finished_at"),
+    }
 
     recording = models.ForeignKey(Recording, verbose_name=_("recording"),
                                   on_delete=models.PROTECT, related_name="exports")

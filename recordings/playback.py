@@ -12,7 +12,6 @@ import time
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db import transaction
 from django.utils.translation import gettext as _
 
 from audit.event_types import EventType
@@ -186,12 +185,11 @@ def _burst_key(user_id: int, recording_id: int) -> str:
 def record_viewed(request, *, recording: Recording) -> AuditEvent:
     """The reviewer opened the player: audited, and the next segment 0 counts as its start."""
     cache.delete(_last_segment_key(request.user.pk, recording.pk))
-    with transaction.atomic():
-        return record_for_request(
-            request, event_type=EventType.RECORDING_VIEWED,
-            session_ref=recording.session.reference,
-            details={"recording": recording.pk, "manifest_sha256": recording.manifest_sha256},
-        )
+    return record_for_request(
+        request, event_type=EventType.RECORDING_VIEWED,
+        session_ref=recording.session.reference,
+        details={"recording": recording.pk, "manifest_sha256": recording.manifest_sha256},
+    )
 
 
 def record_segment_served(request, *, recording: Recording, number: int,
@@ -219,43 +217,39 @@ def record_segment_served(request, *, recording: Recording, number: int,
     cache.set(_burst_key(user_id, recording.pk), now, VIEWER_STATE_SECONDS)
     segments = (recording.manifest or {}).get("segments", [])
     to_us = seek_to_us if seek_to_us is not None else segments[number]["first_us"]
-    with transaction.atomic():
-        return record_for_request(
-            request, event_type=EventType.RECORDING_SEEKED,
-            session_ref=recording.session.reference,
-            details={"recording": recording.pk, "from_us": from_us, "to_us": to_us,
-                     "from_segment": last, "to_segment": number},
-        )
+    return record_for_request(
+        request, event_type=EventType.RECORDING_SEEKED,
+        session_ref=recording.session.reference,
+        details={"recording": recording.pk, "from_us": from_us, "to_us": to_us,
+                 "from_segment": last, "to_segment": number},
+    )
 
 
 def record_export_downloaded(request, *, export: RecordingExport) -> AuditEvent:
-    with transaction.atomic():
-        return record_for_request(
-            request, event_type=EventType.RECORDING_EXPORT_DOWNLOADED,
-            session_ref=export.recording.session.reference,
-            details={"recording": export.recording_id, "export": export.pk,
-                     "sha256": export.sha256, "bytes": export.size_bytes},
-        )
+    return record_for_request(
+        request, event_type=EventType.RECORDING_EXPORT_DOWNLOADED,
+        session_ref=export.recording.session.reference,
+        details={"recording": export.recording_id, "export": export.pk,
+                 "sha256": export.sha256, "bytes": export.size_bytes},
+    )
 
 
 def record_refused(request, *, permission: str, recording_id: int,
                    session_ref: str = "") -> AuditEvent:
     """A reviewer page or segment refused for lack of permission."""
-    with transaction.atomic():
-        return record_for_request(
-            request, event_type=EventType.ACCESS_DENIED, session_ref=session_ref,
-            details={"path": request.path[:200], "permission": permission,
-                     "recording": recording_id},
-        )
+    return record_for_request(
+        request, event_type=EventType.ACCESS_DENIED, session_ref=session_ref,
+        details={"path": request.path[:200], "permission": permission,
+                 "recording": recording_id},
+    )
 
 
 def record_integrity_failure(request, *, recording: Recording, problem: str,
                              found_by: str) -> AuditEvent:
     """A segment or an export that no longer matches its hash: refused to the reviewer, audited."""
-    with transaction.atomic():
-        return record_for_request(
-            request, event_type=EventType.RECORDING_VERIFICATION_FAILED,
-            session_ref=recording.session.reference,
-            details={"recording": recording.pk, "manifest_sha256": recording.manifest_sha256,
-                     "problems": [problem[:500]], "found_by": found_by},
-        )
+    return record_for_request(
+        request, event_type=EventType.RECORDING_VERIFICATION_FAILED,
+        session_ref=recording.session.reference,
+        details={"recording": recording.pk, "manifest_sha256": recording.manifest_sha256,
+                 "problems": [problem[:500]], "found_by": found_by},
+    )

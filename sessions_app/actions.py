@@ -52,14 +52,12 @@ def check_assigned(session: SupportSession, user: AbstractBaseUser) -> None:
 
 def _revoke_live_keys(session: SupportSession, *, by: Actor, ip: str | None, now) -> None:
     # Locked first, so that a key the expiry task takes at the same moment is not counted twice.
-    live_ids = list(
-        SessionKey.objects.select_for_update()
-        .filter(session=session, state=KeyState.LIVE)
-        .values_list("pk", flat=True)
+    live_keys = list(
+        SessionKey.objects.select_for_update().filter(session=session, state=KeyState.LIVE)
     )
-    if live_ids:
-        SessionKey.objects.filter(pk__in=live_ids).update(state=KeyState.REVOKED, revoked_at=now)
-        session.audit(EventType.KEY_REVOKED, by=by, ip=ip, keys=live_ids)
+    revoked = [key.pk for key in live_keys if key.move_to(KeyState.REVOKED, at=now)]
+    if revoked:
+        session.audit(EventType.KEY_REVOKED, by=by, ip=ip, keys=revoked)
 
 
 @transaction.atomic
@@ -191,13 +189,12 @@ def redeem_key(
         return _redeem(typed_key=typed_key, customer_name=customer_name, ip=ip,
                        user_agent=user_agent, only_session=only_session)
     except KeyRejected as rejected:
-        with transaction.atomic():
-            record(
-                event_type=EventType.KEY_REDEMPTION_FAILED,
-                actor=Actor.customer(customer_name or "customer"),
-                ip=ip,
-                details={"reason": str(rejected), "user_agent": user_agent[:300]},
-            )
+        record(
+            event_type=EventType.KEY_REDEMPTION_FAILED,
+            actor=Actor.customer(customer_name or "customer"),
+            ip=ip,
+            details={"reason": str(rejected), "user_agent": user_agent[:300]},
+        )
         raise
 
 
@@ -225,10 +222,7 @@ def _redeem(*, typed_key: str, customer_name: str, ip: str | None, user_agent: s
     if not session.slot_start <= now < session.slot_end:
         raise KeyRejected("outside the session's slot")
     # The claim: of two concurrent redemptions, only one UPDATE finds the key still live.
-    claimed = SessionKey.objects.filter(pk=key.pk, state=KeyState.LIVE).update(
-        state=KeyState.REDEEMED, redeemed_at=now
-    )
-    if claimed != 1:
+    if not key.move_to(KeyState.REDEEMED, at=now):
         raise KeyRejected("already redeemed")
     try:
         session.move_to(
@@ -321,12 +315,10 @@ def end_by_staff(*, session: SupportSession, by_user: AbstractBaseUser, ip=None)
 def expire_key(key_id: int, *, now: datetime) -> bool:
     """Expire one key past its lifetime; False if someone else got there first."""
     with transaction.atomic():
-        claimed = SessionKey.objects.filter(
-            pk=key_id, state=KeyState.LIVE, expires_at__lte=now
-        ).update(state=KeyState.EXPIRED, expired_at=now)
-        if claimed != 1:
+        key = SessionKey.objects.select_related("session").filter(pk=key_id).first()
+        if key is None or not key.move_to(KeyState.EXPIRED, at=now,
+                                          where={"expires_at__lte": now}):
             return False
-        key = SessionKey.objects.select_related("session").get(pk=key_id)
         key.session.audit(EventType.KEY_EXPIRED, by=Actor.system("key expiry"), key_id=key_id)
     return True
 
@@ -409,9 +401,8 @@ def _refuse_live(session, code: int, reason: str, ip: str | None):
 def record_live_refusal(*, session_ref: str, role: str, code: int, reason: str,
                         actor: Actor, ip: str | None) -> None:
     """Audit a refused connection or message (called after the refusing transaction)."""
-    with transaction.atomic():
-        record(event_type=EventType.LIVE_REFUSED, actor=actor, ip=ip, session_ref=session_ref,
-               details={"role": role, "close_code": code, "reason": reason})
+    record(event_type=EventType.LIVE_REFUSED, actor=actor, ip=ip, session_ref=session_ref,
+           details={"role": role, "close_code": code, "reason": reason})
 
 
 @transaction.atomic

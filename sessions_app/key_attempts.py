@@ -17,7 +17,7 @@ that opens its session (or is not tried, outside opening hours) gives its count 
   block for their session (``sessions_app.actions.lift_key_block``): that browser alone may then
   try ``KEY_BLOCK_LIFT_TRIES`` keys past the blocks, and only its session's key opens anything.
 
-``cache.add`` + ``cache.incr`` are atomic on Redis, so all daphne processes count together.
+Every count is a ``portal.counters`` counter, shared by all daphne processes.
 """
 
 from __future__ import annotations
@@ -25,19 +25,26 @@ from __future__ import annotations
 import enum
 import re
 import secrets
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 
 from audit.event_types import EventType
 from audit.events import Actor, record
 from portal.address_buckets import bucket as address_bucket
-from portal.counters import count, uncount
+from portal.counters import (
+    count,
+    count_in_window,
+    forget,
+    seconds_left_in_window,
+    uncount,
+    value_in_window,
+)
 
 _PREFIX = "key-failures"
+_GLOBAL = f"{_PREFIX}:global"  # wrong keys from all addresses, per KEY_GLOBAL_WINDOW
+_GLOBAL_BLOCK = f"{_PREFIX}:global-block"  # counted once: key entry stops for everyone
 KEY_BLOCK_LIFT_TRIES = 3  # keys a lifted browser may try past the blocks
 HELP_CODE_DIGITS = 6
 HELP_CODE_LIFETIME = 60 * 60  # a help code on a customer's screen stays valid this long
@@ -50,22 +57,6 @@ class Refusal(enum.StrEnum):
 
 def _address_key(bucket: str) -> str:
     return f"{_PREFIX}:ip:{bucket}"
-
-
-def _window() -> int:
-    return int(time.time() // settings.KEY_GLOBAL_WINDOW)
-
-
-def _global_key() -> str:
-    return f"{_PREFIX}:global:{_window()}"
-
-
-def _global_block_key() -> str:
-    return f"{_PREFIX}:global-block:{_window()}"
-
-
-def _seconds_left_in_window() -> int:
-    return max(1, int(settings.KEY_GLOBAL_WINDOW - time.time() % settings.KEY_GLOBAL_WINDOW))
 
 
 @dataclass
@@ -83,7 +74,8 @@ class Attempt:
         """The key opened its session: it is not a wrong key."""
         self.not_tried()
         if self.only_session is not None:
-            cache.delete_many([_lift_key(self.help_code), _lift_tries_key(self.help_code)])
+            cache.delete(_lift_key(self.help_code))
+            forget(_lift_tries_key(self.help_code))
 
     def not_tried(self) -> None:
         """The key was not checked (outside opening hours): give the count back."""
@@ -95,16 +87,14 @@ class Attempt:
         """A wrong key: it stays counted; past a block (by a lift) it counts all the same."""
         if self.only_session is not None:
             count(_address_key(self.bucket), settings.KEY_FAILURE_WINDOW)
-            count(_global_key(), settings.KEY_GLOBAL_WINDOW + 60)
-        minute = int(time.time() // 60)
-        failures = count(f"{_PREFIX}:minute:{minute}", 120)
+            count_in_window(_GLOBAL, settings.KEY_GLOBAL_WINDOW)
+        failures = count_in_window(f"{_PREFIX}:minute", 60).value
         if failures == settings.KEY_FAILURE_ALARM_PER_MINUTE:
-            with transaction.atomic():
-                record(
-                    event_type=EventType.KEY_GUESSING_ALARM, actor=Actor.system("key throttle"),
-                    ip=self.ip, details={"failures_this_minute": failures,
-                                         "threshold": settings.KEY_FAILURE_ALARM_PER_MINUTE},
-                )
+            record(
+                event_type=EventType.KEY_GUESSING_ALARM, actor=Actor.system("key throttle"),
+                ip=self.ip, details={"failures_this_minute": failures,
+                                     "threshold": settings.KEY_FAILURE_ALARM_PER_MINUTE},
+            )
 
 
 def claim(ip: str | None, *, help_code: str | None = None) -> Attempt:
@@ -132,47 +122,45 @@ def _count_against_limits(bucket: str, ip: str | None) -> tuple[Refusal | None, 
     if count(address, settings.KEY_FAILURE_WINDOW) > settings.KEY_FAILURES_PER_IP:
         uncount(address)  # a refused key checks nothing: it is not counted
         return Refusal.ADDRESS, ()
-    everyone = _global_key()
-    failures = count(everyone, settings.KEY_GLOBAL_WINDOW + 60)
-    if failures > settings.KEY_FAILURES_GLOBAL:
+    everyone = count_in_window(_GLOBAL, settings.KEY_GLOBAL_WINDOW)
+    if everyone.value > settings.KEY_FAILURES_GLOBAL:
         uncount(address)
-        uncount(everyone)
-        _block_globally(ip, failures=failures - 1)
+        uncount(everyone.key)
+        _block_globally(ip, failures=everyone.value - 1)
         return Refusal.GLOBAL, ()
-    return None, (address, everyone)
+    return None, (address, everyone.key)
 
 
 def _block_globally(ip: str | None, *, failures: int) -> None:
     # Of all the requests that find the threshold passed, the one that sets the block audits it.
-    if not cache.add(_global_block_key(), 1, timeout=_seconds_left_in_window()):
+    if count_in_window(_GLOBAL_BLOCK, settings.KEY_GLOBAL_WINDOW).value != 1:
         return
-    with transaction.atomic():
-        record(
-            event_type=EventType.KEY_ENTRY_BLOCKED_GLOBALLY, actor=Actor.system("key throttle"),
-            ip=ip, details={
-                "failures_in_window": failures,
-                "threshold": settings.KEY_FAILURES_GLOBAL,
-                "window_minutes": settings.KEY_GLOBAL_WINDOW // 60,
-                "blocked_seconds": _seconds_left_in_window(),
-            },
-        )
+    record(
+        event_type=EventType.KEY_ENTRY_BLOCKED_GLOBALLY, actor=Actor.system("key throttle"),
+        ip=ip, details={
+            "failures_in_window": failures,
+            "threshold": settings.KEY_FAILURES_GLOBAL,
+            "window_minutes": settings.KEY_GLOBAL_WINDOW // 60,
+            "blocked_seconds": seconds_left_in_window(settings.KEY_GLOBAL_WINDOW),
+        },
+    )
 
 
 def is_blocked_globally() -> bool:
-    return cache.get(_global_block_key()) is not None
+    return value_in_window(_GLOBAL_BLOCK, settings.KEY_GLOBAL_WINDOW) > 0
 
 
 def should_audit_refusal(attempt: Attempt) -> bool:
     """At most one ``key.redemption_throttled`` per address and minute: a flood of refused
     guesses must not become a flood of writes to the audit chain."""
-    minute = int(time.time() // 60)
-    return cache.add(f"{_PREFIX}:refusal-noted:{attempt.bucket}:{minute}", 1, timeout=120)
+    return count_in_window(f"{_PREFIX}:refusal-noted:{attempt.bucket}", 60).value == 1
 
 
 def wait_minutes(refused: Refusal | None = Refusal.ADDRESS) -> int:
     """How long a refused customer waits at most, for messages."""
     global_block = refused == Refusal.GLOBAL
-    seconds = _seconds_left_in_window() if global_block else settings.KEY_FAILURE_WINDOW
+    seconds = (seconds_left_in_window(settings.KEY_GLOBAL_WINDOW) if global_block
+               else settings.KEY_FAILURE_WINDOW)
     return max(1, seconds // 60)
 
 
@@ -218,7 +206,7 @@ def help_code_address(code: str) -> str | None:
 def lift(code: str, *, session_id: int) -> None:
     """Let the browser that shows ``code`` try keys of this session past the blocks."""
     cache.set(_lift_key(code), session_id, timeout=settings.KEY_BLOCK_LIFT)
-    cache.delete(_lift_tries_key(code))
+    forget(_lift_tries_key(code))
 
 
 def _lifted_session(code: str | None) -> int | None:

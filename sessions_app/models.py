@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.event_types import EventType
 from audit.events import Actor, record
+from portal.transitions import Transitions
 
 
 class InvalidTransition(Exception):
@@ -222,8 +223,15 @@ class KeyState(models.TextChoices):
     REVOKED = "revoked", _("Revoked")
 
 
-class SessionKey(models.Model):
+class SessionKey(Transitions):
     """A single-use seven-digit key, stored only as an HMAC-SHA256 (see sessions_app/keys.py)."""
+
+    # A key is live until one move ends it; every move goes through move_to.
+    TRANSITIONS = {
+        "redeemed": (frozenset({"live"}), "redeemed_at"),
+        "expired": (frozenset({"live"}), "expired_at"),
+        "revoked": (frozenset({"live"}), "revoked_at"),
+    }
 
     session = models.ForeignKey(
         SupportSession, verbose_name=_("session"), on_delete=models.PROTECT, related_name="keys"

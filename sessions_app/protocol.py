@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from portal.staff_access import CLOSE_NOT_VERIFIED  # 4401, as for the console socket
+# 4401, as for the console socket; named here too, with the other close codes of the live sockets
+from portal.staff_access import CLOSE_NOT_VERIFIED as CLOSE_NOT_VERIFIED
 
 PROTOCOL_VERSION = 1
 
@@ -28,20 +29,6 @@ CLOSE_NOT_ALLOWED = 4423  # input without control, screen while paused, anything
 CLOSE_TOO_FAST = 4429  # above MAX_MESSAGES_PER_SECOND
 CLOSE_TIMEOUT = 4408  # no hello or no heartbeat in time
 CLOSE_BYTE_LIMIT = 4420  # above the byte rate, or the session's byte budget used up
-
-CLOSE_REASONS = {
-    CLOSE_ENDED: "session ended",
-    CLOSE_NOT_VERIFIED: "not verified",
-    CLOSE_BAD_TOKEN: "bad token",
-    CLOSE_FORBIDDEN: "forbidden",
-    CLOSE_DUPLICATE: "duplicate connection",
-    CLOSE_TOO_LARGE: "message too large",
-    CLOSE_BAD_MESSAGE: "bad message",
-    CLOSE_NOT_ALLOWED: "not allowed now",
-    CLOSE_TOO_FAST: "too many messages",
-    CLOSE_TIMEOUT: "timeout",
-    CLOSE_BYTE_LIMIT: "byte limit",
-}
 
 # --- Binary screen messages ----------------------------------------------------------------
 # version u8, kind u8, seq u32, captured_ms u64, screen_w u16, screen_h u16,
@@ -122,7 +109,6 @@ KEY_MAX_CHARS = 32
 # Integer fields and their ranges: a tile's seq is a u32; a pointer has a handful of buttons.
 INT_RANGES = {"seq": (0, 2**32 - 1), "button": (0, 31)}
 
-_COORD = (float, True)
 CLIENT_MESSAGES: dict[str, dict[str, dict[str, tuple[type, bool]]]] = {
     "customer": {
         "hello": {"token": (str, True)},

@@ -10,7 +10,6 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import formats, timezone
@@ -23,7 +22,7 @@ from audit.event_types import EventType
 from audit.events import record_for_request
 from audit.models import AuditEvent
 from consent.models import ConsentAcceptance, control_granted
-from portal import client_ip
+from portal import client_ip, roles
 from portal.staff_access import staff_required
 from sessions_app import actions, business_hours, key_attempts
 from sessions_app.forms import IssueKeyForm, ScheduleForm
@@ -35,8 +34,7 @@ from sessions_app.models import (
     SupportSession,
 )
 
-RUN_SESSIONS = "portal.run_sessions"
-run_sessions_required = staff_required(permission=RUN_SESSIONS)
+run_sessions_required = staff_required(permission=roles.RUN_SESSIONS)
 
 
 def opening_message(closed: business_hours.OutsideOpeningHours) -> str:
@@ -53,10 +51,6 @@ def opening_message(closed: business_hours.OutsideOpeningHours) -> str:
     return _("Outside opening hours. The service opens next on %(when)s.") % {"when": when}
 
 
-def _ip(request) -> str | None:
-    return client_ip.for_request(request).ip
-
-
 def _session_for(request, reference: str) -> SupportSession:
     """The session, if the staff member may see it; otherwise 404, audited."""
     session = (
@@ -66,25 +60,23 @@ def _session_for(request, reference: str) -> SupportSession:
         .first()
     )
     if session is None:
-        with transaction.atomic():
-            record_for_request(
-                request,
-                event_type=EventType.SESSION_ACCESS_DENIED,
-                session_ref=reference[:20],
-                details={"path": request.path[:200]},
-            )
+        record_for_request(
+            request,
+            event_type=EventType.SESSION_ACCESS_DENIED,
+            session_ref=reference[:20],
+            details={"path": request.path[:200]},
+        )
         raise Http404(_("No such session."))
     return session
 
 
 def _refuse_not_yours(request, session: SupportSession, refusal: Exception):
-    with transaction.atomic():
-        record_for_request(
-            request,
-            event_type=EventType.SESSION_ACCESS_DENIED,
-            session_ref=session.reference,
-            details={"path": request.path[:200], "reason": "not the assigned staff member"},
-        )
+    record_for_request(
+        request,
+        event_type=EventType.SESSION_ACCESS_DENIED,
+        session_ref=session.reference,
+        details={"path": request.path[:200], "reason": "not the assigned staff member"},
+    )
     raise PermissionDenied(str(refusal))
 
 
@@ -121,7 +113,7 @@ def console(request):
                 call_note=form.cleaned_data["call_note"],
                 slot_start=start,
                 slot_end=end,
-                ip=_ip(request),
+                ip=client_ip.of(request),
             )
         except business_hours.OutsideOpeningHours as closed:
             form.add_error(None, opening_message(closed))
@@ -191,7 +183,7 @@ def issue_key(request, reference: str):
         try:
             plain, _key = actions.issue_key(
                 session=session, by_user=request.user,
-                lifetime_minutes=form.cleaned_data["lifetime"], ip=_ip(request),
+                lifetime_minutes=form.cleaned_data["lifetime"], ip=client_ip.of(request),
             )
         except actions.NotYourSession as refusal:
             _refuse_not_yours(request, session, refusal)
@@ -216,7 +208,8 @@ def lift_key_block(request, reference: str):
     session = _session_for(request, reference)
     try:
         actions.lift_key_block(session=session, by_user=request.user,
-                               help_code=request.POST.get("help_code", "")[:40], ip=_ip(request))
+                               help_code=request.POST.get("help_code", "")[:40],
+                               ip=client_ip.of(request))
     except actions.NotYourSession as refusal:
         _refuse_not_yours(request, session, refusal)
     except actions.SessionRuleError as refusal:
@@ -251,7 +244,7 @@ def step(request, reference: str, step: str):
     act, done = STEPS[step]
     session = _session_for(request, reference)
     try:
-        act(session=session, by_user=request.user, ip=_ip(request))
+        act(session=session, by_user=request.user, ip=client_ip.of(request))
     except actions.NotYourSession as refusal:
         _refuse_not_yours(request, session, refusal)
     except InvalidTransition as refusal:
@@ -279,7 +272,7 @@ def live_viewer(request, reference: str):
     })
 
 
-@staff_required(permission="portal.review_evidence")
+@staff_required(permission=roles.REVIEW_EVIDENCE)
 @require_GET
 @never_cache
 def observe_list(request):
@@ -289,7 +282,7 @@ def observe_list(request):
     return render(request, "sessions_app/observe_list.html", {"sessions": active})
 
 
-@staff_required(permission="portal.review_evidence")
+@staff_required(permission=roles.REVIEW_EVIDENCE)
 @require_GET
 @never_cache
 def observe(request, reference: str):
@@ -297,10 +290,9 @@ def observe(request, reference: str):
     session = SupportSession.objects.filter(reference=reference,
                                             state=SessionState.ACTIVE).first()
     if session is None:
-        with transaction.atomic():
-            record_for_request(request, event_type=EventType.SESSION_ACCESS_DENIED,
-                               session_ref=reference[:20],
-                               details={"path": request.path[:200]})
+        record_for_request(request, event_type=EventType.SESSION_ACCESS_DENIED,
+                           session_ref=reference[:20],
+                           details={"path": request.path[:200]})
         raise Http404(_("No such session."))
     return render(request, "sessions_app/live.html", {
         "session": session, "role": "observer",

@@ -64,6 +64,28 @@ def a_recording(adviser):
     return archived_recording(session, max_segment_us=10_000_000)
 
 
+# As on a busy machine: every picture takes 1.5 s to decode (an init script runs before the
+# page's own scripts, and the Content-Security-Policy does not apply to it).
+SLOW_DECODING = """(() => {
+    const decode = window.createImageBitmap.bind(window);
+    window.createImageBitmap = (...args) =>
+        new Promise(resolve => setTimeout(resolve, 1500)).then(() => decode(...args));
+})()"""
+
+
+def sign_in(page, portal, path, user):
+    """Open ``path`` as ``user``: the admin sends them to the two-step staff sign-in and back."""
+    password = live_password(user)
+    page.goto(portal(path))
+    page.get_by_label("Benutzername").fill(user.username)
+    page.get_by_label("Passwort").fill(password)
+    page.get_by_role("button", name="Weiter").click()
+    expect(page).to_have_url(re.compile(r"/staff/login/code/"))
+    page.get_by_role("textbox").fill(totp_code(totp_device(user)))
+    page.get_by_role("button", name="Anmelden").click()
+    expect(page).to_have_url(portal(path))
+
+
 def colour(page, x, y):
     red, green, blue, _alpha = page.evaluate(PIXEL, [x, y])
     return {max((red, "red"), (green, "green"), (blue, "blue"))[1]: (red, green, blue)}
@@ -84,17 +106,9 @@ def test_a_compliance_officer_plays_a_recording_and_jumps_to_the_chat(
     archive_portal, page, alice, bob
 ):
     recording = in_sync_thread(a_recording, alice)
-    password = live_password(bob)
 
     # Signing in for real: the admin sends bob to the two-step staff sign-in and back.
-    page.goto(archive_portal(f"/admin/recordings/recording/{recording.pk}/change/"))
-    page.get_by_label("Benutzername").fill("bob")
-    page.get_by_label("Passwort").fill(password)
-    page.get_by_role("button", name="Weiter").click()
-    expect(page).to_have_url(re.compile(r"/staff/login/code/"))
-    page.get_by_role("textbox").fill(totp_code(totp_device(bob)))
-    page.get_by_role("button", name="Anmelden").click()
-    expect(page).to_have_url(archive_portal(f"/admin/recordings/recording/{recording.pk}/change/"))
+    sign_in(page, archive_portal, f"/admin/recordings/recording/{recording.pk}/change/", bob)
     expect(page.get_by_text(recording.manifest_sha256)).to_be_visible()
     assert axe_violations(page) == []
 
@@ -149,3 +163,17 @@ def test_a_compliance_officer_plays_a_recording_and_jumps_to_the_chat(
     assert [e.details["to_us"] for e in seeks] == [12_000_001]
     assert seeks[0].details["to_segment"] == 1
     assert seeks[0].actor_label == "bob"
+
+
+def test_the_player_says_paused_only_once_its_first_picture_is_drawn(
+    archive_portal, page, alice, bob
+):
+    # It once said "paused" while the first picture was still decoding, on the empty canvas.
+    page.add_init_script(SLOW_DECODING)
+    recording = in_sync_thread(a_recording, alice)
+
+    sign_in(page, archive_portal, f"/admin/recordings/recording/{recording.pk}/play/", bob)
+    expect(page.locator("#player")).to_have_attribute("data-state", "paused")
+    assert page.evaluate("document.getElementById('player-canvas').width") == 320
+    assert "red" in colour(page, 10, 10)
+    expect(page.locator("#player-play")).to_be_enabled()

@@ -7,7 +7,7 @@ from django.test import RequestFactory
 
 from audit.events import record_for_request
 from audit.models import AuditEvent
-from portal.client_ip import for_request, for_scope, resolve
+from portal.client_ip import for_request, for_scope, of, resolve
 
 PROXY = "10.0.0.5"
 
@@ -51,7 +51,7 @@ def test_it_reads_ports_and_ipv6():
 def test_requests_and_websocket_scopes_resolve_alike():
     request = RequestFactory().get("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="198.51.100.1")
     scope = {"client": [PROXY, 5000], "headers": [(b"x-forwarded-for", b"198.51.100.1")]}
-    assert for_request(request).ip == for_scope(scope).ip == "198.51.100.1"
+    assert for_request(request).ip == for_scope(scope).ip == of(request) == "198.51.100.1"
 
 
 def test_a_forged_header_is_kept_in_the_security_event(db):

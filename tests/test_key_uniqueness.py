@@ -46,16 +46,29 @@ def test_a_live_key_cannot_be_stored_twice(alice, many_live_keys):
             session=session, key_hmac=keys.key_hmac(taken), issued_by=alice,
             lifetime_minutes=15, expires_at=timezone.now() + timedelta(minutes=15),
         )
+    assert SessionKey.objects.filter(key_hmac=keys.key_hmac(taken)).count() == 1
+    assert SessionKey.objects.count() == len(many_live_keys)
 
 
 def test_a_used_number_may_be_drawn_again_once_it_is_dead(alice, many_live_keys):
     dead = many_live_keys[0]
     SessionKey.objects.filter(key_hmac=keys.key_hmac(dead)).update(state=KeyState.REDEEMED)
     session = SessionKey.objects.first().session
-    SessionKey.objects.create(
+    again = SessionKey.objects.create(
         session=session, key_hmac=keys.key_hmac(dead), issued_by=alice,
         lifetime_minutes=15, expires_at=timezone.now() + timedelta(minutes=15),
     )
+    stored = SessionKey.objects.filter(key_hmac=keys.key_hmac(dead))
+    assert sorted(stored.values_list("state", flat=True)) == sorted(
+        [KeyState.REDEEMED, KeyState.LIVE]
+    )
+    assert stored.get(state=KeyState.LIVE) == again
+    # Still one live row per number: the new one is the only live key with that number.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SessionKey.objects.create(
+            session=session, key_hmac=keys.key_hmac(dead), issued_by=alice,
+            lifetime_minutes=15, expires_at=timezone.now() + timedelta(minutes=15),
+        )
 
 
 def test_issuing_draws_again_when_a_number_is_live(alice, many_live_keys, monkeypatch):

@@ -162,3 +162,32 @@ def test_an_export_of_a_recording_without_a_picture_fails_cleanly(session, bob):
     assert not export.storage_name
     [failed] = events(EventType.RECORDING_EXPORT_FAILED)
     assert failed.details["export"] == export.pk
+
+
+def test_an_export_moves_only_along_its_transition_table(session, bob):
+    """finish_export and fail_export check the state: a finished export stays as it finished."""
+    recording = archived_recording(session)
+    export = actions.request_export(recording=recording, by_user=bob,
+                                    reason="Prüfung der Aufzeichnung")
+    done = dict(storage_name="exports/x.mp4", sha256="0" * 64, size=1, width=2, height=2)
+    assert not actions.finish_export(export=export, **done)  # queued, not running: refused
+    assert actions.claim_export(export.pk) is not None
+    assert actions.claim_export(export.pk) is None  # claimed once
+    assert actions.finish_export(export=export, **done)
+    assert not actions.fail_export(export=export, error="late failure")
+    assert not actions.finish_export(export=export, **done)
+    export.refresh_from_db()
+    assert (export.state, export.error) == (ExportState.DONE, "")
+    assert len(events(EventType.RECORDING_EXPORTED)) == 1
+    assert not events(EventType.RECORDING_EXPORT_FAILED)
+
+
+def test_a_recording_moves_only_along_its_transition_table(session):
+    recording = write_recording(session, end=False)
+    assert not recording.move_to(RecordingState.ARCHIVED)  # never past finalizing
+    assert not recording.move_to(RecordingState.PURGED)
+    assert actions.close_recording(recording_id=recording.pk, reason="ended")
+    assert not actions.close_recording(recording_id=recording.pk, reason="ended again")
+    recording.refresh_from_db()
+    assert recording.state == RecordingState.FINALIZING and recording.closed_at
+    assert len(events(EventType.RECORDING_CLOSED)) == 1

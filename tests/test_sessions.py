@@ -75,8 +75,15 @@ def test_overlapping_slots_are_refused_for_one_staff_member_only(alice, db):
 
 def test_a_cancelled_session_frees_its_slot(alice):
     session = schedule(alice)
+    with pytest.raises(actions.SessionRuleError, match="overlaps"):
+        schedule(alice)
     actions.cancel_session(session=session, by_user=alice)
-    schedule(alice)
+    session.refresh_from_db()
+    assert session.state == SessionState.CANCELLED
+    again = schedule(alice)
+    assert again.state == SessionState.SCHEDULED
+    assert again.slot_start < session.slot_end and session.slot_start < again.slot_end
+    assert SupportSession.objects.count() == 2
 
 
 # --- Keys ----------------------------------------------------------------------------------
@@ -241,12 +248,19 @@ def test_a_teammate_cannot_admit(alice, db):
 def test_a_session_ends_with_its_reason_and_its_key_stays_dead(alice, reason):
     from audit.events import Actor
 
-    session = waiting_customer(alice)
+    session = schedule(alice)
+    key, _ = actions.issue_key(session=session, by_user=alice)
+    redeem(key)
     actions.admit_customer(session=session, by_user=alice)
     actions.end_session(session=session, reason=reason, by=Actor.staff(alice))
     session.refresh_from_db()
     assert session.state == SessionState.ENDED and session.end_reason == reason
     assert events(EventType.SESSION_ENDED)[0].details["reason"] == reason
+    assert SessionKey.objects.get(session=session).state == KeyState.REDEEMED
+    with pytest.raises(actions.KeyRejected):
+        redeem(key)
+    session.refresh_from_db()
+    assert session.state == SessionState.ENDED
 
 
 @pytest.mark.parametrize("start", list(SessionState))
@@ -322,3 +336,19 @@ def test_schedule_issue_redeem_admit_then_the_key_is_dead_and_the_chain_intact(a
         EventType.CUSTOMER_ADMITTED,
     ]
     assert verify_chain().intact
+
+
+def test_a_key_ends_once_and_only_from_live(alice):
+    """Redeemed, expired or revoked: the first move wins, and no move leads out of it."""
+    session = schedule(alice)
+    typed, key = actions.issue_key(session=session, by_user=alice)
+    actions.redeem_key(typed_key=typed, customer_name="Erika Muster", ip="203.0.113.5",
+                       user_agent="Firefox")
+    key.refresh_from_db()
+    assert key.state == KeyState.REDEEMED and key.redeemed_at
+    later = timezone.now() + timedelta(days=1)
+    assert not actions.expire_key(key.pk, now=later)
+    assert not key.move_to(KeyState.REVOKED)
+    key.refresh_from_db()
+    assert (key.state, key.expired_at, key.revoked_at) == (KeyState.REDEEMED, None, None)
+    assert not events(EventType.KEY_EXPIRED)

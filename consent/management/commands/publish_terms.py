@@ -13,6 +13,7 @@ from django.db import transaction
 
 from consent import actions
 from consent.models import TermsVersion
+from portal.roles import PUBLISH_TERMS
 
 
 class Command(BaseCommand):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, version: int, by: str, **options):
         user = get_user_model().objects.filter(username=by, is_active=True).first()
-        if user is None or not user.has_perm("consent.publish_termsversion"):
+        if user is None or not user.has_perm(PUBLISH_TERMS):
             raise CommandError(f"{by!r} is no active user who may publish terms.")
         drafts = list(TermsVersion.objects.filter(version=version, published_at__isnull=True))
         if not drafts:

@@ -18,7 +18,6 @@
   const RECORD_HEADER_BYTES = 16;
   const RECORD_KEYFRAME = 1;
   const RECORD_TILE = 2;
-  const RECORD_CURSOR = 4;
   const FLAG_REPEATED = 0x01; // a keyframe repeated at a segment start (docs/recording-format.md)
   const MAGIC = [0x46, 0x57, 0x52, 0x45, 0x43, 0x0d, 0x0a, 0x1a]; // "FWREC\r\n\x1a"
   const TWO_32 = 4294967296;
@@ -52,7 +51,6 @@
   let cursor = { segment: 0, index: 0 }; // the next record to apply
   let drawing = Promise.resolve(); // tiles decode side by side but are drawn in order
   let haveKeyframe = false;
-  let pointer = null;
   let dirty = true;
   let watermarkText = "";
   let dragging = false;
@@ -88,7 +86,7 @@
       const at = view.getUint32(offset + 8) * TWO_32 + view.getUint32(offset + 12);
       const start = offset + RECORD_HEADER_BYTES;
       if (start + length > buffer.byteLength) break; // cut by a crash: the rest is not there
-      if (type === RECORD_KEYFRAME || type === RECORD_TILE || type === RECORD_CURSOR) {
+      if (type === RECORD_KEYFRAME || type === RECORD_TILE) {
         records.push({ type: type, at: at, offset: offset, start: start, length: length,
                        buffer: buffer, repeated: (flags & FLAG_REPEATED) !== 0 });
       }
@@ -142,14 +140,6 @@
 
   // --- Drawing ------------------------------------------------------------------------------
   function apply(record) {
-    if (record.type === RECORD_CURSOR) {
-      try {
-        const bytes = new Uint8Array(record.buffer, record.start, record.length);
-        pointer = JSON.parse(new TextDecoder().decode(bytes));
-        dirty = true;
-      } catch (error) { /* a pointer we cannot read is left out */ }
-      return;
-    }
     let tile;
     try {
       tile = P.parseTile(record.buffer.slice(record.start, record.start + record.length));
@@ -185,7 +175,6 @@
 
   function clearPicture() {
     haveKeyframe = false;
-    pointer = null;
     pictureContext.fillStyle = "#000";
     pictureContext.fillRect(0, 0, picture.width, picture.height);
     dirty = true;
@@ -233,22 +222,6 @@
     updateButton();
   }
 
-  function drawPointer(x, y) {
-    context.save();
-    context.beginPath();
-    context.moveTo(x, y);
-    context.lineTo(x, y + 16);
-    context.lineTo(x + 4, y + 12);
-    context.lineTo(x + 11, y + 12);
-    context.closePath();
-    context.fillStyle = "#fff";
-    context.strokeStyle = "#000";
-    context.lineWidth = 1.5;
-    context.fill();
-    context.stroke();
-    context.restore();
-  }
-
   // The reviewer's name and the time, repeated diagonally across the picture, semi-transparent.
   function drawWatermark() {
     const w = canvas.width;
@@ -280,9 +253,6 @@
     context.fillRect(0, 0, canvas.width, canvas.height);
     if (picture.width === canvas.width && picture.height === canvas.height) {
       context.drawImage(picture, 0, 0);
-    }
-    if (pointer && pointer.visible !== false) {
-      drawPointer(pointer.x * canvas.width, pointer.y * canvas.height);
     }
     drawWatermark();
     dirty = false;
@@ -438,11 +408,17 @@
     cursor = { segment: 0, index: 0 };
     prefetch(1);
     advance(0);
-    setState("paused");
-    status("");
-    el.play.disabled = false;
-    updateButton();
-  }, fail);
+    // Decoding is asynchronous: "paused" promises the first picture, so wait until it is drawn
+    // (on a busy machine the page was otherwise "paused" on the empty 640×360 canvas).
+    return drawing.then(function () {
+      if (startGeneration !== generation) return;
+      if (dirty) render();
+      setState("paused");
+      status("");
+      el.play.disabled = false;
+      updateButton();
+    });
+  }).catch(fail);
 })();
 
 // The recording's page: while an export is queued or running, poll its progress every 2 s.

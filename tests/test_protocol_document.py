@@ -1,0 +1,20 @@
+"""docs/protocol.md against the relay's code: numbers a client relies on, written once in code
+and once in the document, must agree (the close codes and the header: tests/test_live.py)."""
+
+import re
+from pathlib import Path
+
+from sessions_app import consumers, protocol
+
+DOC = Path(__file__).resolve().parent.parent / "docs/protocol.md"
+
+
+def test_the_documented_input_grace_window_is_the_relays():
+    text = " ".join(DOC.read_text().split())  # paragraphs are wrapped anywhere
+    documented = re.search(r"within \*\*(\d+(?:\.\d+)?) seconds\*\* \(`INPUT_RACE_SECONDS`\)",
+                           text)
+    assert documented, "docs/protocol.md does not state the grace window for staff input"
+    assert float(documented.group(1)) == consumers.INPUT_RACE_SECONDS
+    # What a staff client sees inside the window, and after it.
+    assert '`error` code 0 and reason "input dropped"' in text
+    assert f"closes the socket with {protocol.CLOSE_NOT_ALLOWED} (`CLOSE_NOT_ALLOWED`)" in text
