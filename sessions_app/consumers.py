@@ -208,6 +208,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.control = False
         self.input_stopped_at = 0.0
         self.customer_present = False
+        self.customer_news = 0  # channel-layer messages about the customer's connection
         await super().websocket_connect(message)
 
     # --- Sending and refusing ---------------------------------------------------------------
@@ -332,6 +333,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.control = message["granted"]
         elif message["type"] == "peer" and message["role"] == "customer":
             self.customer_present = message["present"]
+            self.customer_news += 1
         if not await self.before_forward(message):
             return
         await self.send_json(message)
@@ -384,6 +386,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 if self.closing:
                     return
                 try:
+                    self.news_before_read = self.customer_news
                     now = await _session_now(self.session.pk)
                 except Exception:  # the database away for a moment: try again next time
                     logger.exception("live socket (%s): re-reading the session failed",
@@ -782,9 +785,10 @@ class StaffConsumer(SignInWatch, ViewerMixin, LiveConsumer):
         """Besides the end: the customer's connection lost or back, as the customer's socket
         would have told (it may be on another daphne process)."""
         await super().session_seen(now)
-        present = bool(now["customer_channel"])
-        if self.closing or present == self.customer_present:
-            return
+        present = bool(now.get("customer_channel"))
+        if (self.closing or present == self.customer_present
+                or self.customer_news != self.news_before_read):
+            return  # nothing new, or the channel layer told newer news during the read
         message = {"type": "peer", "role": "customer", "present": present}
         if not present:
             message.update(grace_fields(grace_ends_at(
