@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from sessions_app.models import SessionState
+
 
 def staff_group(user_id: int) -> str:
     return f"staff-user-{user_id}"
@@ -47,7 +49,7 @@ def grace_ends_at(*, state: str, customer_channel: str,
                   customer_lost_at: datetime | None) -> datetime | None:
     """When a running session ends as "connection lost" unless its customer comes back; None
     while the customer is connected (or never was)."""
-    if state != "active" or customer_channel or customer_lost_at is None:
+    if state != SessionState.ACTIVE or customer_channel or customer_lost_at is None:
         return None
     return customer_lost_at + timedelta(seconds=settings.LIVE_GRACE_SECONDS)
 
