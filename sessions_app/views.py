@@ -20,7 +20,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit.event_types import EventType
 from audit.models import AuditEvent
-from consent.models import ConsentAcceptance, control_granted
 from portal import client_ip, roles
 from portal.request_audit import record_for_request
 from portal.staff_access import staff_required
@@ -136,8 +135,6 @@ def _panel_context(request, session: SupportSession) -> dict:
         "mine": session.assigned_to_id == request.user.pk,
         "live_key": live_key,
         "key_form": IssueKeyForm(),
-        "consent": ConsentAcceptance.objects.filter(session=session).first(),
-        "control": control_granted(session),
         "history": AuditEvent.objects.filter(session_ref=session.reference).order_by("seq"),
         "key_entry_paused": key_attempts.is_blocked_globally(),
         "States": SessionState,
