@@ -14,7 +14,6 @@ from audit import heads, security_log
 from audit.event_types import ActorType
 from audit.models import GENESIS_HASH, AuditEvent
 from audit.security_events import SECURITY_EVENT_LEVELS
-from portal import client_ip
 
 # Any constant will do; it names the one PostgreSQL advisory lock that serializes appends.
 APPEND_LOCK_ID = 0x46574155  # "FWAU"
@@ -100,29 +99,3 @@ def record(
         if level is not None:
             transaction.on_commit(lambda: security_log.emit(event, level))
     return event
-
-
-def record_for_request(
-    request,
-    *,
-    event_type: str,
-    actor: Actor | None = None,
-    session_ref: str = "",
-    details: dict | None = None,
-) -> AuditEvent:
-    """Append an event about a request: the actor is the signed-in user, the IP resolved."""
-    address = client_ip.for_request(request)
-    if actor is None:
-        user = getattr(request, "user", None)
-        signed_in = user is not None and user.is_authenticated
-        actor = Actor.staff(user) if signed_in else Actor.anonymous()
-    details = dict(details or {})
-    if address.ignored_forwarded_for:
-        details["ignored_x_forwarded_for"] = address.ignored_forwarded_for
-    return record(
-        event_type=event_type,
-        actor=actor,
-        ip=address.ip,
-        session_ref=session_ref,
-        details=details,
-    )

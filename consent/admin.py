@@ -12,12 +12,12 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from audit.event_types import EventType
-from audit.events import record_for_request
 from consent import actions
 from consent.models import ConsentAcceptance, ConsentEvent, TermsVersion
 from consent.views import receipt_context
 from portal import client_ip
 from portal.admin_site import ReadOnlyAdmin
+from portal.request_audit import record_for_request
 from portal.roles import PUBLISH_TERMS
 
 

@@ -185,6 +185,11 @@ class ConsentAcceptance(AppendOnly):
     def __str__(self) -> str:
         return f"{self.session.reference} – {self.terms}"
 
+    @property
+    def control_granted_now(self) -> bool:
+        """For pages below consent (the staff console reads ``session.consent``)."""
+        return control_granted(self.session)
+
 
 class ConsentEventKind(models.TextChoices):
     CONTROL_REQUESTED = "control_requested", _("Adviser asked for control")

@@ -28,7 +28,6 @@ from portal.rate_limit import customer_rate_limited
 from sessions_app import actions as session_actions
 from sessions_app import business_hours, key_attempts
 from sessions_app.models import SessionState, SupportSession
-from sessions_app.views import opening_message
 
 # The Django session entry that binds this browser to the support session it opened.
 CUSTOMER_SESSION = "customer_support_session"
@@ -95,7 +94,7 @@ def landing(request):
                 )
             except business_hours.OutsideOpeningHours as closed:
                 attempt.not_tried()
-                form.add_error(None, opening_message(closed))
+                form.add_error(None, closed.message())
             except session_actions.KeyRejected:
                 attempt.failed()
                 form.add_error("key", _(

@@ -1,5 +1,5 @@
-"""What /healthz checks: database, channel layer, Celery broker, the audit verification and the
-free space of the recordings folder."""
+"""What /healthz checks: database, channel layer, Celery broker and the audit verification here;
+apps above portal add their own with ``register`` (recordings: the free space of its folder)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from audit.chain import last_verification
 from audit.event_types import EventType
 from portal import client_ip
 from portal.celery import app as celery_app
-from recordings import disk_space
 
 CHECK_TIMEOUT = 3.0
 
@@ -77,17 +76,17 @@ def check_audit_verification() -> dict:
     }
 
 
-def check_recordings_free_space() -> dict:
-    return disk_space.watch().as_dict()
-
-
 CHECKS = {
     "database": check_database,
     "channel_layer": check_channel_layer,
     "celery_broker": check_celery_broker,
     "audit_verification": check_audit_verification,
-    "recordings_free_space": check_recordings_free_space,
 }
+
+
+def register(name: str, check) -> None:
+    """Add a check from an app above portal (called from its AppConfig.ready)."""
+    CHECKS[name] = check
 
 
 def run_checks() -> dict[str, dict]:

@@ -100,7 +100,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.staff_access.StaffIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "audit.middleware.AuditlogContextMiddleware",
+    "portal.request_audit.AuditlogContextMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"

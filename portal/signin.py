@@ -20,7 +20,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.event_types import EventType
-from audit.events import Actor, record_for_request
+from audit.events import Actor
 from portal import throttle, two_factor
 from portal.forms import (
     CodeForm,
@@ -29,6 +29,7 @@ from portal.forms import (
     PasswordForm,
     ReauthenticationForm,
 )
+from portal.request_audit import record_for_request
 from portal.staff_access import close_staff_sockets, staff_required
 from portal.two_factor import Outcome
 

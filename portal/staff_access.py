@@ -26,8 +26,9 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
 
 from audit.event_types import EventType
-from audit.events import Actor, record, record_for_request
+from audit.events import Actor, record
 from portal import client_ip
+from portal.request_audit import record_for_request
 
 LAST_SEEN_SESSION_KEY = "staff_last_seen"
 

@@ -25,9 +25,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 
 from audit.event_types import EventType
-from audit.events import Actor, record_for_request
+from audit.events import Actor
 from portal import client_ip, enrolment, throttle
 from portal.enrolment import has_authenticator
+from portal.request_audit import record_for_request
 
 TOTP_CODE = re.compile(r"[0-9]{6}")
 # StaticToken.random_token(): 5 random bytes in lower-case base32, shown as "abcd-efgh".

@@ -4,8 +4,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from audit.event_types import EventType
-from audit.events import record_for_request
 from portal.health import may_see_details, run_checks
+from portal.request_audit import record_for_request
 from portal.roles import role_of
 from portal.staff_access import staff_required
 

@@ -15,8 +15,8 @@ from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from audit.event_types import EventType
-from audit.events import record_for_request
 from audit.models import AuditEvent
+from portal.request_audit import record_for_request
 from recordings import archive
 from recordings import format as fmt
 from recordings.models import Recording, RecordingExport

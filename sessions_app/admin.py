@@ -1,6 +1,7 @@
 """Sessions and keys in the admin: read-only for review, with no key material anywhere."""
 
 from django.contrib import admin
+from django.core.exceptions import ObjectDoesNotExist
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -63,9 +64,11 @@ class SupportSessionAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("Consent"))
     def consent_receipt(self, obj):
-        from consent.models import ConsentAcceptance
-
-        consent = ConsentAcceptance.objects.filter(session=obj).first()
+        # consent adds the reverse relation session.consent; sessions_app imports nothing of it.
+        try:
+            consent = obj.consent
+        except ObjectDoesNotExist:
+            consent = None
         if consent is None:
             return _("No consent given.")
         url = reverse("admin:consent_consentacceptance_receipt", args=[consent.pk])

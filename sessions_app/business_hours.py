@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from django.conf import settings
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
 
 # How far ahead to look for the next opening (a year covers any run of closed days).
 SEARCH_DAYS = 400
@@ -22,6 +23,19 @@ class OutsideOpeningHours(Exception):
         self.next_opening = next_opening
         self.closes = closes  # set when a slot starts in opening hours but runs past closing
         super().__init__(f"outside opening hours; next opening {next_opening}")
+
+    def message(self) -> str:
+        """"Outside opening hours", naming the next opening time in the reader's language."""
+        if self.next_opening is None:
+            return _("Outside opening hours; no opening is planned in the coming year.")
+        zone = local_zone()
+        when = formats.date_format(timezone.localtime(self.next_opening, zone), "l, j. F Y, H:i")
+        if self.closes is not None:
+            return _(
+                "The slot runs past closing time: it must end by %(closes)s. "
+                "The service opens next on %(when)s."
+            ) % {"closes": timezone.localtime(self.closes, zone).strftime("%H:%M"), "when": when}
+        return _("Outside opening hours. The service opens next on %(when)s.") % {"when": when}
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,16 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.event_types import EventType
-from audit.events import record_for_request
 from audit.models import AuditEvent
-from consent.models import ConsentAcceptance, control_granted
 from portal import client_ip, roles
+from portal.request_audit import record_for_request
 from portal.staff_access import staff_required
 from sessions_app import actions, business_hours, key_attempts
 from sessions_app.forms import IssueKeyForm, ScheduleForm
@@ -35,20 +34,6 @@ from sessions_app.models import (
 )
 
 run_sessions_required = staff_required(permission=roles.RUN_SESSIONS)
-
-
-def opening_message(closed: business_hours.OutsideOpeningHours) -> str:
-    """"Outside opening hours", naming the next opening time in the reader's language."""
-    if closed.next_opening is None:
-        return _("Outside opening hours; no opening is planned in the coming year.")
-    zone = business_hours.local_zone()
-    when = formats.date_format(timezone.localtime(closed.next_opening, zone), "l, j. F Y, H:i")
-    if closed.closes is not None:
-        return _(
-            "The slot runs past closing time: it must end by %(closes)s. "
-            "The service opens next on %(when)s."
-        ) % {"closes": timezone.localtime(closed.closes, zone).strftime("%H:%M"), "when": when}
-    return _("Outside opening hours. The service opens next on %(when)s.") % {"when": when}
 
 
 def _session_for(request, reference: str) -> SupportSession:
@@ -116,7 +101,7 @@ def console(request):
                 ip=client_ip.of(request),
             )
         except business_hours.OutsideOpeningHours as closed:
-            form.add_error(None, opening_message(closed))
+            form.add_error(None, closed.message())
         except actions.SessionRuleError as refusal:
             form.add_error(None, str(refusal))
         else:
@@ -150,8 +135,6 @@ def _panel_context(request, session: SupportSession) -> dict:
         "mine": session.assigned_to_id == request.user.pk,
         "live_key": live_key,
         "key_form": IssueKeyForm(),
-        "consent": ConsentAcceptance.objects.filter(session=session).first(),
-        "control": control_granted(session),
         "history": AuditEvent.objects.filter(session_ref=session.reference).order_by("seq"),
         "key_entry_paused": key_attempts.is_blocked_globally(),
         "States": SessionState,
@@ -188,7 +171,7 @@ def issue_key(request, reference: str):
         except actions.NotYourSession as refusal:
             _refuse_not_yours(request, session, refusal)
         except business_hours.OutsideOpeningHours as closed:
-            form.add_error(None, opening_message(closed))
+            form.add_error(None, closed.message())
         except (actions.SessionRuleError, InvalidTransition) as refusal:
             form.add_error(None, str(refusal))
         session.refresh_from_db()

@@ -5,9 +5,9 @@ import ipaddress
 import pytest
 from django.test import RequestFactory
 
-from audit.events import record_for_request
 from audit.models import AuditEvent
 from portal.client_ip import for_request, for_scope, of, resolve
+from portal.request_audit import record_for_request
 
 PROXY = "10.0.0.5"
 
