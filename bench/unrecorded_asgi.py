@@ -25,8 +25,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from live.consumers import CustomerConsumer  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
-from sessions_app.consumers import CustomerConsumer  # noqa: E402
 
 
 class UnrecordedCustomerConsumer(CustomerConsumer):

@@ -1,7 +1,7 @@
 from django.urls import path
 
-from portal.consumers import StaffConsoleConsumer
-from sessions_app.consumers import CustomerConsumer, ObserverConsumer, StaffConsumer
+from live.consumers import CustomerConsumer, ObserverConsumer, StaffConsumer
+from sessions_app.console_socket import StaffConsoleConsumer
 
 websocket_urlpatterns = [
     path("ws/staff/console/", StaffConsoleConsumer.as_asgi()),

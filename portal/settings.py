@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "sessions_app.apps.SessionsAppConfig",
     "consent.apps.ConsentConfig",
     "recordings.apps.RecordingsConfig",
+    "live.apps.LiveConfig",
 ]
 
 MIDDLEWARE = [

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -21,15 +20,16 @@ from PIL import Image
 
 from recordings.format import FLAG_REPEATED, RECORD_END, RECORD_KEYFRAME, RECORD_TILE, Record
 
-# The binary screen message header of docs/protocol.md. Its one definition is
-# sessions_app.protocol, but importing that module needs Django settings (it imports
-# portal.staff_access), so it is repeated here; tests/test_recording_video.py checks they agree.
-SCREEN_HEADER = struct.Struct("!BBIQHHHHHHBB")
-PROTOCOL_VERSION = 1
-KIND_TILE = 1
-CODEC_JPEG = 1
-CODEC_WEBP = 2
-MAX_SCREEN_SIDE = 8192
+# The binary screen message header of docs/protocol.md, from its one definition.
+from sessions_app.protocol import (
+    CODEC_JPEG,
+    CODEC_WEBP,
+    KIND_TILE,
+    MAX_SCREEN_SIDE,
+    PROTOCOL_VERSION,
+)
+from sessions_app.protocol import HEADER as SCREEN_HEADER
+
 # Only the decoder the header names may read a tile: customer bytes never reach other parsers.
 PILLOW_FORMATS = {CODEC_JPEG: "JPEG", CODEC_WEBP: "WEBP"}
 

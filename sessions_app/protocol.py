@@ -11,10 +11,12 @@ import math
 import struct
 from dataclasses import dataclass
 
-from django.conf import settings
+# No Django here: recordings/video.py and the support program import this module as it is.
 
-# 4401, as for the console socket; named here too, with the other close codes of the live sockets
-from portal.staff_access import CLOSE_NOT_VERIFIED as CLOSE_NOT_VERIFIED
+# 4401: the staff member's sign-in ended. The console socket's code is the same number
+# (portal.staff_access.CLOSE_NOT_VERIFIED, below this app); tests/test_protocol_document.py
+# checks that the two agree.
+CLOSE_NOT_VERIFIED = 4401
 
 PROTOCOL_VERSION = 1
 
@@ -142,12 +144,12 @@ CLIENT_MESSAGES: dict[str, dict[str, dict[str, tuple[type, bool]]]] = {
 INPUT_EVENTS = {"pointermove", "pointerdown", "pointerup", "wheel", "keydown", "keyup"}
 
 
-def parse_control(text: str, *, role: str) -> dict:
+def parse_control(text: str, *, role: str, max_bytes: int) -> dict:
     """Parse one JSON control message of ``role`` and check it against its schema.
 
     Only ``ProtocolError`` leaves this function, whatever ``text`` holds.
     """
-    if len(text.encode("utf-8", "surrogatepass")) > settings.LIVE_MAX_MESSAGE_BYTES:
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise ProtocolError(CLOSE_TOO_LARGE, "message too large")
     try:
         message = json.loads(text, parse_constant=_no_constant)

@@ -338,7 +338,7 @@ async def test_control_is_requested_granted_used_and_revoked(alice):
 
 
 async def test_input_long_after_control_ended_closes_the_staff_socket(alice, monkeypatch):
-    from sessions_app import consumers
+    from live import consumers
 
     monkeypatch.setattr(consumers, "INPUT_RACE_SECONDS", 0.0)
     session, cust, viewer = await both(alice, full_control=True)

@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -253,7 +254,8 @@ def test_the_parser_lets_only_protocol_errors_out(role, data):
     text = data.draw(st.one_of(frames(role).filter(lambda f: isinstance(f, str)),
                                targeted(role)))
     try:
-        message = protocol.parse_control(text, role=role)
+        message = protocol.parse_control(text, role=role,
+                                          max_bytes=django_settings.LIVE_MAX_MESSAGE_BYTES)
     except protocol.ProtocolError as refused:
         assert refused.code in DOCUMENTED_CLOSE_CODES
         return

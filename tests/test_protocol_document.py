@@ -4,7 +4,8 @@ and once in the document, must agree (the close codes and the header: tests/test
 import re
 from pathlib import Path
 
-from sessions_app import consumers, protocol
+from live import consumers
+from sessions_app import protocol
 
 DOC = Path(__file__).resolve().parent.parent / "docs/protocol.md"
 
@@ -18,3 +19,22 @@ def test_the_documented_input_grace_window_is_the_relays():
     # What a staff client sees inside the window, and after it.
     assert '`error` code 0 and reason "input dropped"' in text
     assert f"closes the socket with {protocol.CLOSE_NOT_ALLOWED} (`CLOSE_NOT_ALLOWED`)" in text
+
+
+def test_the_protocol_module_needs_no_django():
+    """recordings/video.py and the support program import it without Django's settings."""
+    import subprocess
+    import sys
+
+    root = DOC.parent.parent
+    code = ("import sys; import sessions_app.protocol as p; "
+            "assert p.HEADER.size == 28; "
+            "assert not [m for m in sys.modules if m == 'django' or m.startswith('django.')]")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True)
+
+
+def test_the_sign_in_close_code_is_the_same_on_every_staff_socket():
+    from portal.staff_access import CLOSE_NOT_VERIFIED
+
+    assert protocol.CLOSE_NOT_VERIFIED == CLOSE_NOT_VERIFIED == 4401

@@ -282,7 +282,7 @@ def test_a_new_screen_size_is_fitted_into_the_first_one(tmp_path):
 
 
 def test_the_screen_header_is_the_protocols():
-    # recordings/video.py repeats these because sessions_app.protocol needs Django settings.
+    # recordings/video.py imports them from the one definition.
     assert video.SCREEN_HEADER.format == protocol.HEADER.format
     assert video.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
     assert video.KIND_TILE == protocol.KIND_TILE

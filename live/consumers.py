@@ -296,7 +296,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if bytes_data is not None:
                 await self.receive_screen(bytes_data)
                 return
-            message = protocol.parse_control(text_data, role=self.role)
+            message = protocol.parse_control(text_data, role=self.role,
+                                             max_bytes=settings.LIVE_MAX_MESSAGE_BYTES)
             if not await self.before_client_message(message):
                 return
             await getattr(self, f"on_{message['type']}")(message)
@@ -505,7 +506,8 @@ class CustomerConsumer(LiveConsumer):
         if self.session is None and not self.closing:
             # Before the hello only the hello itself: a token, never the seven-digit key.
             try:
-                message = protocol.parse_control(text_data or "", role=self.role) \
+                message = protocol.parse_control(text_data or "", role=self.role,
+                                                 max_bytes=settings.LIVE_MAX_MESSAGE_BYTES) \
                     if bytes_data is None else {"type": "binary"}
             except protocol.ProtocolError as refused:
                 await self.refuse(refused.code, refused.reason)
