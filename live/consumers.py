@@ -26,7 +26,7 @@ from audit.event_types import EventType
 from audit.events import Actor
 from consent import actions as consent_actions
 from consent.models import control_granted
-from portal import client_ip
+from portal import client_ip, counters, roles
 from portal.staff_access import CLOSE_NOT_VERIFIED, verified_staff_user
 from portal.staff_sockets import SignInWatch
 from recordings import actions as recording_actions
@@ -40,8 +40,6 @@ from sessions_app.live import (
 )
 from sessions_app.models import ChatMessage, InvalidTransition, SessionState, SupportSession
 
-RUN_SESSIONS = "portal.run_sessions"
-OBSERVE_SESSIONS = "portal.review_evidence"
 HISTORY_LINES = 50
 KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds between one viewer's keyframe requests
 INPUT_RACE_SECONDS = 2.0  # input this soon after control ended or a pause is dropped quietly
@@ -94,13 +92,7 @@ def budget_key(session_id: int) -> str:
 
 def _add_session_bytes(session_id: int, count: int) -> int:
     """Add to the session's byte count, shared by every daphne process; return the total."""
-    key = budget_key(session_id)
-    cache.add(key, 0, timeout=BUDGET_KEEP_SECONDS)  # add, then incr: atomic on Redis
-    try:
-        return cache.incr(key, count)
-    except ValueError:  # evicted between the two calls: start again
-        cache.add(key, count, timeout=BUDGET_KEEP_SECONDS)
-        return count
+    return counters.count(budget_key(session_id), BUDGET_KEEP_SECONDS, by=count)
 
 
 def _session_bytes(session_id: int) -> int:
@@ -729,7 +721,7 @@ class StaffConsumer(SignInWatch, ViewerMixin, LiveConsumer):
     The socket lives only as long as the sign-in (portal.staff_sockets)."""
 
     role = "staff"
-    permission = RUN_SESSIONS
+    permission = roles.RUN_SESSIONS
 
     async def connect(self):
         await self.accept()
@@ -866,7 +858,7 @@ class ObserverConsumer(StaffConsumer):
     """A compliance officer watching live (four-eyes), read-only; the customer is told."""
 
     role = "observer"
-    permission = OBSERVE_SESSIONS
+    permission = roles.REVIEW_EVIDENCE
 
     @database_sync_to_async
     def find_session(self, reference: str) -> SupportSession | None:
