@@ -189,6 +189,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def websocket_connect(self, message):
         self.session: SupportSession | None = None
         self.ended = False
+        self.sent_end = False  # this socket asked to end: what was in flight is dropped
         self.closing = False
         self.rate = RateLimit(settings.LIVE_MAX_MESSAGES_PER_SECOND,
                               settings.LIVE_MAX_BYTES_PER_SECOND,
@@ -284,6 +285,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     raise protocol.ProtocolError(protocol.CLOSE_BYTE_LIMIT,
                                                  "session byte budget used up")
             if self.ended:
+                if self.sent_end:
+                    return  # sent before this side's own `end` arrived: dropped, the close follows
                 raise protocol.ProtocolError(protocol.CLOSE_NOT_ALLOWED, "session has ended")
             if bytes_data is not None:
                 await self.receive_screen(bytes_data)
@@ -685,7 +688,7 @@ class CustomerConsumer(LiveConsumer):
         await database_sync_to_async(consent_actions.end_by_customer)(
             session=self.session, ip=self.ip
         )
-        self.ended = True  # anything after this is refused; the close follows
+        self.ended = self.sent_end = True  # what follows is dropped; the close follows
 
     async def live_keyframe(self, event: dict) -> None:
         if not self.closing:
@@ -851,7 +854,7 @@ class StaffConsumer(SignInWatch, ViewerMixin, LiveConsumer):
         await database_sync_to_async(actions.end_by_staff)(
             session=self.session, by_user=self.user, ip=self.ip
         )
-        self.ended = True  # anything after this is refused; the close follows
+        self.ended = self.sent_end = True  # what follows is dropped; the close follows
 
 
 class ObserverConsumer(StaffConsumer):
