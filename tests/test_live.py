@@ -12,7 +12,6 @@ from django.conf import settings
 from django.test import Client
 
 from audit.event_types import EventType
-from audit.events import Actor
 from consent import actions as consent_actions
 from consent.models import ConsentEvent, ConsentEventKind, TermsVersion
 from portal.asgi import application
@@ -491,15 +490,6 @@ async def test_what_was_in_flight_after_ones_own_end_is_dropped_quietly(alice):
     assert await closed_with(cust) == protocol.CLOSE_ENDED
     assert not await sync(lambda: ChatMessage.objects.exists())
     assert await sync(refusals) == []
-
-
-async def test_a_message_after_the_other_sides_end_is_refused(alice):
-    session, cust, viewer = await both(alice)
-    await sync(lambda: actions.end_session(session=session, reason=EndReason.STAFF_ENDED,
-                                           by=Actor.system("test")))
-    await cust.send_json_to({"type": "chat", "text": "one more thing"})
-    assert await closed_with(cust) in (protocol.CLOSE_NOT_ALLOWED, protocol.CLOSE_ENDED)
-    assert not await sync(lambda: ChatMessage.objects.exists())
 
 
 async def test_a_lost_tile_makes_the_viewer_wait_for_a_keyframe(alice):
